@@ -1,0 +1,67 @@
+//! The commands of `cargo xtask`, one module each, each a `run` on its arguments.
+
+pub mod db_init;
+pub mod doctor;
+pub mod seed;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
+use xshell::Shell;
+
+use crate::config::DbArgs;
+
+/// The app's database workflow: pull, push, verify and stamp both databases (Core and AI),
+/// checking every step and losing nothing.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Pull remote (Railway) -> local, both databases: back up, replace, verify
+    DbPull(NotYetBuilt),
+    /// Push local -> remote, both databases: schema first, then data, then verify
+    DbPush(NotYetBuilt),
+    /// Compare two sides: exact row counts, Alembic revisions, schema, optional checksums
+    DbVerify(NotYetBuilt),
+    /// Stamp both Alembic configs at head without migrating, only when the schema matches head
+    AlembicStamp(NotYetBuilt),
+    /// Show both Alembic configs' revisions against their heads (the hooks' check)
+    AlembicStatus(NotYetBuilt),
+    /// Preflight: Docker, container, tool vs server versions, uv/Alembic, URLs, reachability
+    Doctor(doctor::Doctor),
+    /// Create the local databases and the vector extension when missing; migrate both to head
+    DbInit(db_init::DbInit),
+    /// Fill databases with deterministic test data: the production shape, times --scale
+    Seed(seed::Seed),
+}
+
+/// Arguments of a command whose issue has not landed yet: it accepts anything and says so.
+#[derive(Args, Debug)]
+pub struct NotYetBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+impl Cli {
+    pub fn run(self, sh: &Shell) -> Result<()> {
+        let pending = |name: &str, issue: u32| -> Result<()> {
+            bail!("`cargo xtask {name}` is not built yet (issue #{issue}); nothing was changed")
+        };
+        match self.command {
+            Command::DbPull(_) => pending("db-pull", 4),
+            Command::DbPush(_) => pending("db-push", 5),
+            Command::DbVerify(_) => pending("db-verify", 3),
+            Command::AlembicStamp(_) => pending("alembic-stamp", 6),
+            Command::AlembicStatus(_) => pending("alembic-status", 6),
+            Command::Doctor(cmd) => cmd.run(sh, &self.db),
+            Command::DbInit(cmd) => cmd.run(sh, &self.db),
+            Command::Seed(cmd) => cmd.run(sh, &self.db),
+        }
+    }
+}

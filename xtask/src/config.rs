@@ -1,0 +1,628 @@
+//! Settings: the shared flags of the command contract, the environment and `.env`, resolved into
+//! one `Config` (a flag beats the environment, which beats `.env`), and `DbUrl`, the one type that
+//! holds a database password and never shows it.
+
+use std::{
+    ffi::OsString,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
+
+use crate::exit::UsageError;
+
+/// Where pg_dump, psql and pg_restore run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Inside the local PostgreSQL container, through `docker exec` (the tools match the server).
+    Docker,
+    /// The tools on the host's PATH.
+    Host,
+}
+
+/// The flags every database command shares (the contract in the design).
+#[derive(Args, Clone, Debug)]
+pub struct DbArgs {
+    /// dotenv file to read settings from [default: .env at the repo root; missing is fine]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub env_file: Option<PathBuf>,
+    /// Where pg_dump/psql/pg_restore run
+    #[arg(
+        long,
+        value_enum,
+        env = "XTASK_PG_VIA",
+        default_value = "docker",
+        global = true
+    )]
+    pub via: Via,
+    /// Local PostgreSQL container [default: the Compose container of project `backend`, service
+    /// `postgres`, else backend-postgres-1]
+    #[arg(long, env = "POSTGRES_CONTAINER", value_name = "NAME", global = true)]
+    pub container: Option<String>,
+    /// Local Core database URL
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub local_url: Option<String>,
+    /// Local AI database URL
+    #[arg(
+        long,
+        env = "AI_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub local_ai_url: Option<String>,
+    /// Remote (Railway) Core database URL
+    #[arg(
+        long,
+        env = "RAILWAY_DB_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub remote_url: Option<String>,
+    /// Remote (Railway) AI database URL
+    #[arg(
+        long,
+        env = "RAILWAY_AI_DB_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub remote_ai_url: Option<String>,
+    /// Leave the AI database out
+    #[arg(long, global = true)]
+    pub core_only: bool,
+    /// Confirm destructive steps without a prompt
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// Print one JSON report on stdout; human text goes to stderr
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Which of the app's two databases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    Core,
+    Ai,
+}
+
+impl Database {
+    pub fn label(self) -> &'static str {
+        match self {
+            Database::Core => "core",
+            Database::Ai => "ai",
+        }
+    }
+}
+
+/// Local (the container) or remote (Railway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Local,
+    Remote,
+}
+
+/// The resolved settings of one run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub via: Via,
+    pub container: Option<String>,
+    pub local: Option<DbUrl>,
+    pub local_ai: Option<DbUrl>,
+    pub remote: Option<DbUrl>,
+    pub remote_ai: Option<DbUrl>,
+    pub core_only: bool,
+    pub yes: bool,
+    pub json: bool,
+}
+
+impl Config {
+    /// The settings, checked: the Core and AI URLs of a side must differ.
+    pub fn from_args(args: &DbArgs) -> Result<Config> {
+        let config = Config::resolve(args)?;
+        config.check_core_and_ai_differ()?;
+        Ok(config)
+    }
+
+    /// The settings, with each URL parsed but not checked against the others (`doctor` reports
+    /// that as a check of its own).
+    pub fn resolve(args: &DbArgs) -> Result<Config> {
+        let parse = |flag: &str, env: &str, value: &Option<String>| -> Result<Option<DbUrl>> {
+            value
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| {
+                    DbUrl::parse(v)
+                        .map_err(|e| UsageError::new(format!("{flag} / {env}: {e:#}")).into())
+                })
+                .transpose()
+        };
+        let config = Config {
+            via: args.via,
+            container: args.container.clone().filter(|c| !c.is_empty()),
+            local: parse("--local-url", "DATABASE_URL", &args.local_url)?,
+            local_ai: parse("--local-ai-url", "AI_DATABASE_URL", &args.local_ai_url)?,
+            remote: parse("--remote-url", "RAILWAY_DB_URL", &args.remote_url)?,
+            remote_ai: parse("--remote-ai-url", "RAILWAY_AI_DB_URL", &args.remote_ai_url)?,
+            core_only: args.core_only,
+            yes: args.yes,
+            json: args.json,
+        };
+        Ok(config)
+    }
+
+    /// The same URL for Core and AI would put both Alembic histories in one `alembic_version`.
+    fn check_core_and_ai_differ(&self) -> Result<()> {
+        for (side, core, ai) in [
+            ("local", &self.local, &self.local_ai),
+            ("remote", &self.remote, &self.remote_ai),
+        ] {
+            if let (Some(core), Some(ai)) = (core, ai) {
+                if !self.core_only && core.same_database(ai) {
+                    return Err(UsageError::new(format!(
+                        "the {side} Core and AI URLs name the same database ({core}); both \
+                         Alembic histories would share one alembic_version table. Point the AI \
+                         URL at its own database (e.g. sigmasight_ai_db), or pass --core-only"
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The databases this run works on, in order: Core, then AI unless `--core-only`.
+    pub fn databases(&self) -> Vec<Database> {
+        if self.core_only {
+            vec![Database::Core]
+        } else {
+            vec![Database::Core, Database::Ai]
+        }
+    }
+
+    pub fn url(&self, side: Side, db: Database) -> Option<&DbUrl> {
+        match (side, db) {
+            (Side::Local, Database::Core) => self.local.as_ref(),
+            (Side::Local, Database::Ai) => self.local_ai.as_ref(),
+            (Side::Remote, Database::Core) => self.remote.as_ref(),
+            (Side::Remote, Database::Ai) => self.remote_ai.as_ref(),
+        }
+    }
+
+    /// The URL, or a usage error naming the flag and variable that would set it.
+    pub fn require_url(&self, side: Side, db: Database) -> Result<&DbUrl> {
+        self.url(side, db).ok_or_else(|| {
+            let (flag, env) = url_setting(side, db);
+            UsageError::new(format!(
+                "no {} {} database URL: pass {flag} or set {env} (in the environment or .env)",
+                match side {
+                    Side::Local => "local",
+                    Side::Remote => "remote",
+                },
+                match db {
+                    Database::Core => "Core",
+                    Database::Ai => "AI",
+                },
+            ))
+            .into()
+        })
+    }
+}
+
+/// The flag and environment variable that set one database's URL.
+pub fn url_setting(side: Side, db: Database) -> (&'static str, &'static str) {
+    match (side, db) {
+        (Side::Local, Database::Core) => ("--local-url", "DATABASE_URL"),
+        (Side::Local, Database::Ai) => ("--local-ai-url", "AI_DATABASE_URL"),
+        (Side::Remote, Database::Core) => ("--remote-url", "RAILWAY_DB_URL"),
+        (Side::Remote, Database::Ai) => ("--remote-ai-url", "RAILWAY_AI_DB_URL"),
+    }
+}
+
+/// Loads the dotenv file into the process environment before clap reads it, so that a flag beats
+/// the environment, which beats `.env` (dotenvy never overrides a variable that is already set).
+/// `--env-file` has to be found before clap parses, because clap's `env` reads happen during the
+/// parse.
+pub fn load_env_file(args: &[OsString], repo_root: &Path) -> Result<Option<PathBuf>> {
+    let explicit = env_file_flag(args);
+    let path = match &explicit {
+        Some(p) => p.clone(),
+        None => repo_root.join(".env"),
+    };
+    if !path.exists() {
+        if explicit.is_some() {
+            return Err(
+                UsageError::new(format!("--env-file {}: no such file", path.display())).into(),
+            );
+        }
+        return Ok(None);
+    }
+    dotenvy::from_path(&path).map_err(|e| match e {
+        dotenvy::Error::LineParse(line, index) => UsageError::new(format!(
+            "{}: malformed line at character {index}: {:?}. Each line must be KEY=VALUE; quote \
+             values that contain spaces or #",
+            path.display(),
+            redact_env_line(&line),
+        )),
+        other => UsageError::new(format!("{}: cannot read: {other}", path.display())),
+    })?;
+    Ok(Some(path))
+}
+
+/// A malformed .env line may hold a password: show the key, not the value.
+fn redact_env_line(line: &str) -> String {
+    match line.split_once('=') {
+        Some((key, _)) => format!("{}=<hidden>", key.trim()),
+        None if line.len() > 40 => format!("{}...", &line[..line.floor_char_boundary_compat(40)]),
+        None => line.to_string(),
+    }
+}
+
+trait FloorCharBoundary {
+    fn floor_char_boundary_compat(&self, index: usize) -> usize;
+}
+
+impl FloorCharBoundary for str {
+    fn floor_char_boundary_compat(&self, mut index: usize) -> usize {
+        while !self.is_char_boundary(index) {
+            index -= 1;
+        }
+        index
+    }
+}
+
+fn env_file_flag(args: &[OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        if arg == "--env-file" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(value) = arg.strip_prefix("--env-file=") {
+            return Some(PathBuf::from(value));
+        }
+    }
+    None
+}
+
+/// A PostgreSQL connection URL. The password is kept apart, percent-decoded, and never shown:
+/// `Display` and `Debug` print `****` in its place, and the forms handed to child processes carry
+/// no password (it goes through `PGPASSWORD` in their environment).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbUrl {
+    user: String,
+    password: Option<String>,
+    host: String,
+    port: u16,
+    dbname: String,
+    /// Query parameters for libpq (`sslmode=require`, ...), in their given order.
+    params: Vec<(String, String)>,
+}
+
+impl DbUrl {
+    /// Parses `postgresql://`, `postgres://` and SQLAlchemy forms such as `postgresql+asyncpg://`.
+    /// Errors never repeat the input: it may hold a password.
+    pub fn parse(input: &str) -> Result<DbUrl> {
+        let input = input.trim();
+        let (scheme, _) = input
+            .split_once("://")
+            .context("not a URL: expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE")?;
+        let driver_free = scheme.split('+').next().unwrap_or_default();
+        if driver_free != "postgresql" && driver_free != "postgres" {
+            bail!(
+                "unsupported scheme `{scheme}`: expected postgresql://, postgres:// or \
+                 postgresql+asyncpg://"
+            );
+        }
+        // Parse with a scheme the url crate treats as opaque, so that it neither lowercases
+        // nor otherwise rewrites anything but percent-encoding.
+        let url = Url::parse(&format!("postgresql://{}", &input[scheme.len() + 3..]))
+            .map_err(|e| anyhow::anyhow!("malformed database URL: {e} (are special characters in the password percent-encoded? `@` is %40, `:` is %3A, `/` is %2F, `%` is %25, `?` is %3F, `#` is %23)"))?;
+        let decode = |s: &str, what: &str| -> Result<String> {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| anyhow::anyhow!("the {what} is not valid UTF-8 once percent-decoded"))
+        };
+        let host = url.host_str().filter(|h| !h.is_empty()).context(
+            "the URL names no host: expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
+        )?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let user = decode(url.username(), "user name")?;
+        if user.is_empty() {
+            bail!("the URL names no user: expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE");
+        }
+        let password = url.password().map(|p| decode(p, "password")).transpose()?;
+        let dbname = decode(url.path().trim_start_matches('/'), "database name")?;
+        if dbname.is_empty() || dbname.contains('/') {
+            bail!(
+                "the URL names no database: expected postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            );
+        }
+        if url.fragment().is_some() {
+            bail!("the URL has a `#` fragment: a `#` in the password must be written %23");
+        }
+        let params = url
+            .query_pairs()
+            .map(|(k, v)| match k.as_ref() {
+                // asyncpg's spelling of libpq's sslmode.
+                "ssl" => ("sslmode".to_string(), v.into_owned()),
+                _ => (k.into_owned(), v.into_owned()),
+            })
+            .collect();
+        Ok(DbUrl {
+            user,
+            password,
+            host,
+            port: url.port().unwrap_or(5432),
+            dbname,
+            params,
+        })
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    pub fn dbname(&self) -> &str {
+        &self.dbname
+    }
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The same server and credentials, another database (e.g. `postgres` for DROP DATABASE).
+    pub fn with_dbname(&self, dbname: &str) -> DbUrl {
+        DbUrl {
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The same database seen at another address (the container's view of a published port).
+    pub fn with_address(&self, host: &str, port: u16) -> DbUrl {
+        DbUrl {
+            host: host.to_string(),
+            port,
+            ..self.clone()
+        }
+    }
+
+    pub fn same_database(&self, other: &DbUrl) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+            && self.dbname == other.dbname
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host.as_str(), "localhost" | "::1") || self.host.starts_with("127.")
+    }
+
+    /// libpq URI without the password, for a tool's `--dbname=` argument.
+    pub fn to_libpq_uri(&self) -> String {
+        self.render(None)
+    }
+
+    /// The full URL with the password, for a child's environment only (Alembic's DATABASE_URL).
+    pub fn to_secret_uri(&self) -> String {
+        self.render(self.password.as_deref())
+    }
+
+    fn render(&self, password: Option<&str>) -> String {
+        let mut out = format!("postgresql://{}", encode(&self.user));
+        if let Some(p) = password {
+            out.push(':');
+            out.push_str(&encode(p));
+        }
+        out.push('@');
+        if self.host.contains(':') {
+            out.push_str(&format!("[{}]", self.host));
+        } else {
+            out.push_str(&self.host);
+        }
+        out.push_str(&format!(":{}/{}", self.port, encode(&self.dbname)));
+        if !self.params.is_empty() {
+            let query: Vec<String> = self
+                .params
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            out.push('?');
+            out.push_str(&query.join("&"));
+        }
+        out
+    }
+}
+
+/// Shown with the password masked: safe for output, logs and errors.
+impl fmt::Display for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.render(None);
+        match &self.password {
+            Some(_) => {
+                let at = "postgresql://".len() + encode(&self.user).len();
+                write!(f, "{}:****{}", &shown[..at], &shown[at..])
+            }
+            None => f.write_str(&shown),
+        }
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbUrl({self})")
+    }
+}
+
+/// RFC 3986's unreserved characters stay as they are; everything else is percent-encoded.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRICKY: &str = "p@ss:w/rd%?#";
+    const TRICKY_ENCODED: &str = "p%40ss%3Aw%2Frd%25%3F%23";
+
+    #[test]
+    fn parses_app_form_and_decodes_password() {
+        let url = DbUrl::parse(&format!(
+            "postgresql+asyncpg://sigmasight:{TRICKY_ENCODED}@localhost:5433/sigmasight_db"
+        ))
+        .unwrap();
+        assert_eq!(url.user(), "sigmasight");
+        assert_eq!(url.password(), Some(TRICKY));
+        assert_eq!(url.host(), "localhost");
+        assert_eq!(url.port(), 5433);
+        assert_eq!(url.dbname(), "sigmasight_db");
+    }
+
+    #[test]
+    fn accepts_postgres_scheme_and_default_port() {
+        let url = DbUrl::parse("postgres://u:pw@db.example:/app").unwrap();
+        assert_eq!(url.port(), 5432);
+        let url = DbUrl::parse("postgres://u:pw@db.example/app").unwrap();
+        assert_eq!(url.port(), 5432);
+        assert_eq!(url.host(), "db.example");
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_password() {
+        let url = DbUrl::parse(&format!("postgresql://u:{TRICKY_ENCODED}@h:1/d")).unwrap();
+        for shown in [url.to_string(), format!("{url:?}"), format!("{url:#?}")] {
+            assert!(!shown.contains("p@ss"), "{shown}");
+            assert!(!shown.contains(TRICKY_ENCODED), "{shown}");
+            assert!(shown.contains("u:****@h:1/d"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn libpq_uri_has_no_password_and_secret_uri_round_trips() {
+        let url = DbUrl::parse(&format!(
+            "postgresql://u:{TRICKY_ENCODED}@h:1/my-db?sslmode=require"
+        ))
+        .unwrap();
+        assert_eq!(
+            url.to_libpq_uri(),
+            "postgresql://u@h:1/my-db?sslmode=require"
+        );
+        let again = DbUrl::parse(&url.to_secret_uri()).unwrap();
+        assert_eq!(again, url);
+        assert_eq!(again.param("sslmode"), Some("require"));
+    }
+
+    #[test]
+    fn asyncpg_ssl_param_becomes_sslmode() {
+        let url = DbUrl::parse("postgresql+asyncpg://u:p@h/d?ssl=require").unwrap();
+        assert_eq!(url.param("sslmode"), Some("require"));
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_never_echo_the_password() {
+        let cases = [
+            ("mysql://u:s3cretpw@h/d", "unsupported scheme `mysql`"),
+            ("u:s3cretpw@h/d", "not a URL"),
+            ("postgresql://u:s3cretpw@h", "names no database"),
+            ("postgresql://:s3cretpw@h/d", "names no user"),
+            ("postgresql://u:s3cret#pw@h/d", "%23"),
+        ];
+        for (input, expected) in cases {
+            let err = format!("{:#}", DbUrl::parse(input).unwrap_err());
+            assert!(err.contains(expected), "{input}: {err}");
+            assert!(!err.contains("s3cret"), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn ipv6_host_round_trips() {
+        let url = DbUrl::parse("postgresql://u:p@[::1]:5555/d").unwrap();
+        assert_eq!(url.host(), "::1");
+        assert!(url.is_loopback());
+        assert_eq!(url.to_libpq_uri(), "postgresql://u@[::1]:5555/d");
+    }
+
+    #[test]
+    fn env_file_flag_is_found_in_both_spellings() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            env_file_flag(&args(&["xtask", "doctor", "--env-file", "a.env"])),
+            Some(PathBuf::from("a.env"))
+        );
+        assert_eq!(
+            env_file_flag(&args(&["xtask", "--env-file=b.env", "doctor"])),
+            Some(PathBuf::from("b.env"))
+        );
+        assert_eq!(env_file_flag(&args(&["xtask", "doctor"])), None);
+    }
+
+    #[test]
+    fn malformed_env_line_hides_the_value() {
+        assert_eq!(
+            redact_env_line("DATABASE_URL = post gres"),
+            "DATABASE_URL=<hidden>"
+        );
+    }
+
+    #[test]
+    fn same_url_for_core_and_ai_is_refused() {
+        let args = DbArgs {
+            env_file: None,
+            via: Via::Docker,
+            container: None,
+            local_url: Some("postgresql://u:p@localhost:5432/sigmasight_db".into()),
+            local_ai_url: Some("postgresql+asyncpg://u:p@localhost:5432/sigmasight_db".into()),
+            remote_url: None,
+            remote_ai_url: None,
+            core_only: false,
+            yes: false,
+            json: false,
+        };
+        let err = format!("{:#}", Config::from_args(&args).unwrap_err());
+        assert!(err.contains("same database"), "{err}");
+        assert!(err.contains("--core-only"), "{err}");
+        let core_only = DbArgs {
+            core_only: true,
+            ..args
+        };
+        assert!(Config::from_args(&core_only).is_ok());
+    }
+}

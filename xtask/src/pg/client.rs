@@ -1,0 +1,216 @@
+//! The xtask's own SQL connection (tokio-postgres), for what it reads itself: versions, table
+//! lists, counts, schema. Connection errors are turned into messages that name the cause
+//! (unreachable, authentication, missing database) and the URL with its password masked.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use tokio_postgres::{config::SslMode, error::SqlState, Client};
+
+use crate::config::DbUrl;
+use crate::pg::version::ToolVersion;
+
+/// How long to wait for a server before calling it unreachable (`XTASK_CONNECT_TIMEOUT`, seconds).
+pub fn default_connect_timeout() -> Duration {
+    std::env::var("XTASK_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(10))
+}
+
+/// Why a connection failed, for messages and exit decisions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectFailure {
+    Unreachable,
+    Authentication,
+    MissingDatabase,
+    Other,
+}
+
+/// A connection error whose cause has been named.
+#[derive(Debug)]
+pub struct ConnectError {
+    pub kind: ConnectFailure,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+fn pg_config(url: &DbUrl, timeout: Duration) -> Result<tokio_postgres::Config> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .user(url.user())
+        .host(url.host())
+        .port(url.port())
+        .dbname(url.dbname())
+        .application_name("xtask")
+        .connect_timeout(timeout);
+    if let Some(password) = url.password() {
+        config.password(password);
+    }
+    config.ssl_mode(match url.param("sslmode").unwrap_or("prefer") {
+        "disable" => SslMode::Disable,
+        "allow" | "prefer" => SslMode::Prefer,
+        "require" | "verify-ca" | "verify-full" => SslMode::Require,
+        other => anyhow::bail!(
+            "sslmode={other} in {url} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        ),
+    });
+    Ok(config)
+}
+
+/// Connects, with the cause of a failure named. The connection task runs on the current runtime.
+pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
+    let config = pg_config(url, timeout)?;
+    // libpq's `require` encrypts without checking the certificate; only verify-* check it.
+    let verify = matches!(url.param("sslmode"), Some("verify-ca" | "verify-full"));
+    let tls = native_tls::TlsConnector::builder()
+        .danger_accept_invalid_certs(!verify)
+        .danger_accept_invalid_hostnames(url.param("sslmode") != Some("verify-full"))
+        .build()
+        .context("setting up TLS")?;
+    let tls = postgres_native_tls::MakeTlsConnector::new(tls);
+    let connecting = config.connect(tls);
+    // connect_timeout covers each TCP attempt; this bounds the whole handshake (a stalled server
+    // that accepts but never answers).
+    let (client, connection) =
+        match tokio::time::timeout(timeout + Duration::from_secs(1), connecting).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(classify(url, &e).into()),
+            Err(_) => {
+                return Err(ConnectError {
+                    kind: ConnectFailure::Unreachable,
+                    message: format!(
+                        "cannot reach {url}: no answer within {}s (is the server up? is the host \
+                     reachable from here?)",
+                        timeout.as_secs()
+                    ),
+                }
+                .into())
+            }
+        };
+    tokio::spawn(async move {
+        // Errors surface on the next query through the client.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+fn classify(url: &DbUrl, err: &tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = err.as_db_error() {
+        let (kind, hint) = match *db.code() {
+            SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => (
+                ConnectFailure::Authentication,
+                "authentication failed: check the user and password in the URL (special \
+                 characters in the password must be percent-encoded)",
+            ),
+            SqlState::INVALID_CATALOG_NAME => (
+                ConnectFailure::MissingDatabase,
+                "the database does not exist: check the name, or create it (`cargo xtask db-init` \
+                 for the local databases)",
+            ),
+            _ => (ConnectFailure::Other, "the server refused the connection"),
+        };
+        return ConnectError {
+            kind,
+            message: format!(
+                "cannot connect to {url}: {hint} (server said: {})",
+                db.message()
+            ),
+        };
+    }
+    // Without a server error, the server was never reached (refused, DNS, timeout, TLS).
+    let detail = std::error::Error::source(err)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| err.to_string());
+    ConnectError {
+        kind: ConnectFailure::Unreachable,
+        message: format!(
+            "cannot reach {url}: {detail} (is the server up and the host/port right?)"
+        ),
+    }
+}
+
+/// Which kind of connection failure, if the error is one.
+pub fn connect_failure(err: &anyhow::Error) -> Option<ConnectFailure> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<ConnectError>())
+        .map(|c| c.kind)
+}
+
+pub async fn server_version(client: &Client) -> Result<ToolVersion> {
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .context("reading server_version_num")?;
+    let num: i32 = row.get(0);
+    ToolVersion::from_server_version_num(num as u32)
+}
+
+/// Whether a database exists, asked of a maintenance connection.
+pub async fn database_exists(admin: &Client, dbname: &str) -> Result<bool> {
+    let row = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&dbname])
+        .await
+        .context("listing databases")?;
+    Ok(row.is_some())
+}
+
+/// Creates the database when it is missing, connected to the `postgres` maintenance database of
+/// the same server with the same credentials. Returns whether it was created.
+pub async fn ensure_database(url: &DbUrl, timeout: Duration) -> Result<bool> {
+    let admin_url = url.with_dbname("postgres");
+    let admin = connect(&admin_url, timeout).await?;
+    if database_exists(&admin, url.dbname()).await? {
+        return Ok(false);
+    }
+    admin
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(url.dbname())))
+        .await
+        .with_context(|| format!("creating database {} on {admin_url}", url.dbname()))?;
+    Ok(true)
+}
+
+/// Quotes an identifier for SQL the way PostgreSQL's quote_ident does, always: a name with
+/// capitals, spaces, quotes or a reserved word stays exactly itself.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Runs one block on a blocking runtime (the xtask is synchronous at the top).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("starting the async runtime: {e}"))?;
+    Ok(runtime.block_on(future))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_ident_doubles_quotes() {
+        assert_eq!(quote_ident("users"), "\"users\"");
+        assert_eq!(quote_ident("My \"odd\" Table"), "\"My \"\"odd\"\" Table\"");
+    }
+
+    #[test]
+    fn unknown_sslmode_is_named() {
+        let url = DbUrl::parse("postgresql://u:p@h/d?sslmode=sometimes").unwrap();
+        let err = pg_config(&url, Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sslmode=sometimes"), "{err}");
+    }
+}

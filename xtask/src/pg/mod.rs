@@ -1,0 +1,558 @@
+//! Where the PostgreSQL tools run and how they are called: `PgTools` builds each pg_dump, psql or
+//! pg_restore invocation as a `PreparedCommand` (inside the local container through `docker exec`,
+//! or on the host), runs it with its exit status checked and the tail of its stderr in the error,
+//! and runs pipelines whose both sides are checked.
+//!
+//! Passwords never appear in an argument: the tools get `--dbname=<uri without password>` and the
+//! password through `PGPASSWORD` in their environment (`docker exec -e PGPASSWORD` with no value
+//! forwards it from the docker client's environment).
+
+pub mod client;
+pub mod container;
+pub mod version;
+
+use std::{
+    fmt,
+    fs::{self, File, OpenOptions},
+    io::{Read, Seek, SeekFrom},
+    path::Path,
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::config::{DbUrl, Side, Via};
+use container::ContainerInfo;
+use version::ToolVersion;
+
+/// The PostgreSQL client programs the xtask runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    PgDump,
+    PgRestore,
+    Psql,
+}
+
+impl Tool {
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::PgDump => "pg_dump",
+            Tool::PgRestore => "pg_restore",
+            Tool::Psql => "psql",
+        }
+    }
+
+    /// Options that every call of this tool carries, whatever the caller asks: psql stops at the
+    /// first error (the runbooks lost 24% of rows without it) and reads no ~/.psqlrc.
+    fn mandatory_args(self) -> &'static [&'static str] {
+        match self {
+            Tool::Psql => &["--no-psqlrc", "--set=ON_ERROR_STOP=1"],
+            Tool::PgRestore => &["--exit-on-error"],
+            Tool::PgDump => &[],
+        }
+    }
+
+    fn reads_stdin(self) -> bool {
+        matches!(self, Tool::Psql | Tool::PgRestore)
+    }
+}
+
+/// A child process, built apart from running it: `--dry-run` prints it and tests inspect it.
+/// `env` values may be secrets: they are never displayed, only their names.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreparedCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Variables removed from the child's environment (a stray PGPASSWORD must not be used).
+    pub env_remove: Vec<String>,
+}
+
+impl PreparedCommand {
+    pub fn new(program: impl Into<String>) -> PreparedCommand {
+        PreparedCommand {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn secret_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn to_xshell<'a>(&self, sh: &'a Shell) -> xshell::Cmd<'a> {
+        let program = &self.program;
+        let args = &self.args;
+        let mut cmd = cmd!(sh, "{program} {args...}").quiet();
+        for name in &self.env_remove {
+            cmd = cmd.env_remove(name);
+        }
+        for (name, value) in &self.env {
+            cmd = cmd.env(name, value);
+        }
+        cmd
+    }
+
+    pub fn to_duct(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args);
+        for name in &self.env_remove {
+            expr = expr.env_remove(name);
+        }
+        for (name, value) in &self.env {
+            expr = expr.env(name, value);
+        }
+        expr
+    }
+
+    /// Runs to completion and returns stdout; a non-zero exit is an error holding stderr's tail.
+    pub fn read(&self, sh: &Shell) -> Result<String> {
+        self.read_with_stdin(sh, None)
+    }
+
+    pub fn read_with_stdin(&self, sh: &Shell, stdin: Option<&[u8]>) -> Result<String> {
+        let mut cmd = self.to_xshell(sh).ignore_status();
+        if let Some(input) = stdin {
+            cmd = cmd.stdin(input);
+        }
+        let output = cmd
+            .output()
+            .with_context(|| format!("cannot start `{self}`: is {} installed?", self.program))?;
+        if !output.status.success() {
+            bail!(
+                "`{self}` failed ({}){}",
+                describe_status(output.status),
+                tail_block(&String::from_utf8_lossy(&output.stderr))
+            );
+        }
+        String::from_utf8(output.stdout).with_context(|| format!("`{self}` printed non-UTF-8"))
+    }
+}
+
+/// The command line as a shell would show it, with environment names but never their values.
+impl fmt::Display for PreparedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, _) in &self.env {
+            write!(f, "{name}=**** ")?;
+        }
+        f.write_str(&shell_quote(&self.program))?;
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(arg))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PreparedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PreparedCommand({self})")
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("killed by signal {signal}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit code".to_string(),
+    }
+}
+
+/// The last lines of a child's stderr, ready to append to an error message.
+pub fn tail_block(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(12);
+    format!("; stderr:\n  {}", lines[start..].join("\n  "))
+}
+
+/// The tail of a log file, at most the last 4 KiB.
+fn tail_of_file(path: &Path) -> String {
+    let Ok(mut file) = File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut buf = Vec::new();
+    let _ = file.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Where the tools run, resolved once per command: the container is found and inspected up front.
+#[derive(Clone, Debug)]
+pub enum PgTools {
+    Docker(ContainerInfo),
+    Host,
+}
+
+impl PgTools {
+    pub fn resolve(sh: &Shell, via: Via, container: Option<&str>) -> Result<PgTools> {
+        match via {
+            Via::Host => Ok(PgTools::Host),
+            Via::Docker => {
+                let info = container::find(sh, container)?;
+                if !info.running {
+                    bail!(
+                        "container {} exists but is not running: start it with `docker start {}` \
+                         (or `docker compose up -d` in backend/)",
+                        info.name,
+                        info.name
+                    );
+                }
+                Ok(PgTools::Docker(info))
+            }
+        }
+    }
+
+    pub fn via(&self) -> Via {
+        match self {
+            PgTools::Docker(_) => Via::Docker,
+            PgTools::Host => Via::Host,
+        }
+    }
+
+    /// Where the tools run, for messages: `container backend-postgres-1` or `host`.
+    pub fn place(&self) -> String {
+        match self {
+            PgTools::Docker(info) => format!("container {}", info.name),
+            PgTools::Host => "host".to_string(),
+        }
+    }
+
+    /// The URL as the tools must use it. Inside the container a local database is reached at the
+    /// container's own port, whatever port the host publishes it on.
+    pub fn url_for(&self, side: Side, url: &DbUrl) -> DbUrl {
+        match (self, side) {
+            (PgTools::Docker(info), Side::Local) => info.inside_view(url),
+            _ => url.clone(),
+        }
+    }
+
+    /// A tool invocation against one database. `args` come after the mandatory ones.
+    pub fn command(&self, tool: Tool, side: Side, url: &DbUrl, args: &[&str]) -> PreparedCommand {
+        let url = self.url_for(side, url);
+        let tool_args = tool
+            .mandatory_args()
+            .iter()
+            .map(|a| a.to_string())
+            .chain([format!("--dbname={}", url.to_libpq_uri())])
+            .chain(args.iter().map(|a| a.to_string()));
+        let mut prepared = match self {
+            PgTools::Docker(info) => {
+                let mut docker = PreparedCommand::new("docker").arg("exec");
+                if tool.reads_stdin() {
+                    docker = docker.arg("-i");
+                }
+                docker = docker.args(["-e", "PGPASSWORD"]);
+                docker.arg(&info.name).arg(tool.program()).args(tool_args)
+            }
+            PgTools::Host => PreparedCommand::new(tool.program()).args(tool_args),
+        };
+        match url.password() {
+            Some(password) => prepared = prepared.secret_env("PGPASSWORD", password),
+            None => prepared.env_remove.push("PGPASSWORD".to_string()),
+        }
+        prepared
+    }
+
+    /// `pg_dump --version` (or another tool's) where the tools run.
+    pub fn tool_version(&self, sh: &Shell, tool: Tool) -> Result<ToolVersion> {
+        let prepared = match self {
+            PgTools::Docker(info) => PreparedCommand::new("docker").args([
+                "exec",
+                &info.name,
+                tool.program(),
+                "--version",
+            ]),
+            PgTools::Host => PreparedCommand::new(tool.program()).arg("--version"),
+        };
+        let out = prepared.read(sh).with_context(|| {
+            format!(
+                "reading the version of {} ({})",
+                tool.program(),
+                self.place()
+            )
+        })?;
+        ToolVersion::parse(&out)
+    }
+
+    /// Refuses a pg_dump older than the server it would read: it cannot dump a newer server.
+    pub fn check_can_dump(
+        &self,
+        tool: &ToolVersion,
+        server: &ToolVersion,
+        url: &DbUrl,
+    ) -> Result<()> {
+        if tool.major >= server.major {
+            return Ok(());
+        }
+        let fix = match self {
+            PgTools::Host => format!(
+                "use --via docker (the container's tools match its server), or install \
+                 postgresql-client-{} on the host",
+                server.major
+            ),
+            PgTools::Docker(info) => format!(
+                "the container {} has old tools: use an image with PostgreSQL {} (pgvector/pgvector:pg{})",
+                info.name, server.major, server.major
+            ),
+        };
+        bail!(
+            "pg_dump {} ({}) is older than the server {} at {url}: pg_dump cannot dump a newer \
+             server; {fix}",
+            tool.text,
+            self.place(),
+            server.text,
+        )
+    }
+
+    /// Runs `left | right`, checking both sides (a failed pg_dump behind a succeeding psql is
+    /// an error, the runbooks' `tee` mistake). Each side's stderr goes to its own log file, and
+    /// the tails of both are in the error.
+    pub fn pipe(
+        left: &PreparedCommand,
+        right: &PreparedCommand,
+        left_log: &Path,
+        right_log: &Path,
+    ) -> Result<()> {
+        for log in [left_log, right_log] {
+            if let Some(dir) = log.parent() {
+                fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the log folder {}", dir.display()))?;
+            }
+        }
+        let right_out = private_file(right_log)?;
+        let expr = left.to_duct().stderr_file(private_file(left_log)?).pipe(
+            right
+                .to_duct()
+                .stdout_file(right_out.try_clone()?)
+                .stderr_file(right_out),
+        );
+        let result = expr.unchecked().run();
+        let failure = match result {
+            Err(e) => Some(format!("could not run the pipeline: {e}")),
+            Ok(output) if !output.status.success() => Some(describe_status(output.status)),
+            Ok(_) => None,
+        };
+        // duct's unchecked pipe reports the right side's status, or the left's when the right
+        // succeeded; re-checking each side's log makes the message name the side that failed.
+        if let Some(status) = failure {
+            bail!(
+                "pipeline `{left}` | `{right}` failed ({status})\n  {} said:{}\n  {} said:{}",
+                left.program_label(),
+                indent_or_nothing(&tail_of_file(left_log)),
+                right.program_label(),
+                indent_or_nothing(&tail_of_file(right_log)),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl PreparedCommand {
+    /// `pg_dump` for `docker exec ... pg_dump ...`, else the program.
+    fn program_label(&self) -> String {
+        if self.program == "docker" {
+            for arg in &self.args {
+                if matches!(arg.as_str(), "pg_dump" | "psql" | "pg_restore") {
+                    return arg.clone();
+                }
+            }
+        }
+        self.program.clone()
+    }
+}
+
+fn indent_or_nothing(text: &str) -> String {
+    let block = tail_block(text);
+    if block.is_empty() {
+        " (nothing)".to_string()
+    } else {
+        block.trim_start_matches("; stderr:").to_string()
+    }
+}
+
+/// Creates (truncates) a file readable only by its owner: logs may name tables and hosts.
+pub fn private_file(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::container::{ContainerInfo, PortBinding};
+
+    fn url() -> DbUrl {
+        DbUrl::parse("postgresql://sigmasight:p%40ss%3Aw%2Frd%25%3F@localhost:5433/sigmasight_db")
+            .unwrap()
+    }
+
+    fn container(network_mode: &str, ports: Vec<PortBinding>) -> PgTools {
+        PgTools::Docker(ContainerInfo {
+            name: "backend-postgres-1".into(),
+            running: true,
+            network_mode: network_mode.into(),
+            ports,
+        })
+    }
+
+    #[test]
+    fn docker_psql_forwards_password_by_name_and_stops_on_error() {
+        let tools = container(
+            "bridge",
+            vec![PortBinding {
+                container_port: 5432,
+                host_port: 5433,
+            }],
+        );
+        let cmd = tools.command(Tool::Psql, Side::Local, &url(), &["--quiet"]);
+        assert_eq!(cmd.program, "docker");
+        assert_eq!(
+            cmd.args,
+            [
+                "exec",
+                "-i",
+                "-e",
+                "PGPASSWORD",
+                "backend-postgres-1",
+                "psql",
+                "--no-psqlrc",
+                "--set=ON_ERROR_STOP=1",
+                // The host's 5433 is the container's 5432.
+                "--dbname=postgresql://sigmasight@localhost:5432/sigmasight_db",
+                "--quiet",
+            ]
+        );
+        assert_eq!(
+            cmd.env,
+            [("PGPASSWORD".to_string(), "p@ss:w/rd%?".to_string())]
+        );
+        let shown = cmd.to_string();
+        assert!(!shown.contains("p@ss"), "{shown}");
+        assert!(shown.starts_with("PGPASSWORD=**** docker exec"), "{shown}");
+    }
+
+    #[test]
+    fn remote_urls_are_used_as_given_and_pg_dump_needs_no_stdin() {
+        let tools = container(
+            "bridge",
+            vec![PortBinding {
+                container_port: 5432,
+                host_port: 5433,
+            }],
+        );
+        let remote = DbUrl::parse(
+            "postgresql://postgres:pw@maglev.proxy.rlwy.net:41234/railway?sslmode=require",
+        )
+        .unwrap();
+        let cmd = tools.command(Tool::PgDump, Side::Remote, &remote, &["--format=custom"]);
+        assert_eq!(
+            cmd.args,
+            [
+                "exec",
+                "-e",
+                "PGPASSWORD",
+                "backend-postgres-1",
+                "pg_dump",
+                "--dbname=postgresql://postgres@maglev.proxy.rlwy.net:41234/railway?sslmode=require",
+                "--format=custom",
+            ]
+        );
+    }
+
+    #[test]
+    fn host_network_keeps_the_local_port() {
+        let tools = container("host", vec![]);
+        let cmd = tools.command(Tool::PgRestore, Side::Local, &url(), &[]);
+        assert!(cmd.args.contains(
+            &"--dbname=postgresql://sigmasight@localhost:5433/sigmasight_db".to_string()
+        ));
+        assert!(cmd.args.contains(&"--exit-on-error".to_string()));
+    }
+
+    #[test]
+    fn host_mode_runs_the_tool_directly() {
+        let cmd = PgTools::Host.command(Tool::PgDump, Side::Local, &url(), &["--schema-only"]);
+        assert_eq!(cmd.program, "pg_dump");
+        assert_eq!(
+            cmd.args,
+            [
+                "--dbname=postgresql://sigmasight@localhost:5433/sigmasight_db",
+                "--schema-only"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_password_removes_a_stray_pgpassword() {
+        let url = DbUrl::parse("postgresql://u@h/d").unwrap();
+        let cmd = PgTools::Host.command(Tool::Psql, Side::Remote, &url, &[]);
+        assert!(cmd.env.is_empty());
+        assert_eq!(cmd.env_remove, ["PGPASSWORD"]);
+    }
+
+    #[test]
+    fn old_pg_dump_is_refused_naming_both_versions() {
+        let tool =
+            ToolVersion::parse("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)").unwrap();
+        let server = ToolVersion::from_server_version_num(170011).unwrap();
+        let err = PgTools::Host
+            .check_can_dump(&tool, &server, &url())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pg_dump 15.18"), "{err}");
+        assert!(err.contains("server 17.11"), "{err}");
+        assert!(err.contains("--via docker"), "{err}");
+        assert!(!err.contains("p@ss"), "{err}");
+        assert!(PgTools::Host
+            .check_can_dump(&server, &server, &url())
+            .is_ok());
+    }
+
+    #[test]
+    fn display_quotes_odd_arguments() {
+        let cmd = PreparedCommand::new("psql")
+            .arg("--command=SELECT 1")
+            .arg("it's");
+        assert_eq!(cmd.to_string(), r"psql '--command=SELECT 1' 'it'\''s'");
+    }
+}
