@@ -252,37 +252,31 @@ pub fn load_env_file(args: &[OsString], repo_root: &Path) -> Result<Option<PathB
         return Ok(None);
     }
     dotenvy::from_path(&path).map_err(|e| match e {
-        dotenvy::Error::LineParse(line, index) => UsageError::new(format!(
-            "{}: malformed line at character {index}: {:?}. Each line must be KEY=VALUE; quote \
-             values that contain spaces or #",
-            path.display(),
-            redact_env_line(&line),
-        )),
+        dotenvy::Error::LineParse(line, _) => {
+            let number = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.lines().position(|l| l.trim() == line.trim()))
+                .map(|i| format!(" {}", i + 1))
+                .unwrap_or_default();
+            UsageError::new(format!(
+                "{}: malformed line{number}: `{}` (rest hidden). Each line must be KEY=VALUE; \
+                 quote values that contain spaces or #",
+                path.display(),
+                env_line_key(&line),
+            ))
+        }
         other => UsageError::new(format!("{}: cannot read: {other}", path.display())),
     })?;
     Ok(Some(path))
 }
 
-/// A malformed .env line may hold a password: show the key, not the value.
-fn redact_env_line(line: &str) -> String {
-    match line.split_once('=') {
-        Some((key, _)) => format!("{}=<hidden>", key.trim()),
-        None if line.len() > 40 => format!("{}...", &line[..line.floor_char_boundary_compat(40)]),
-        None => line.to_string(),
-    }
-}
-
-trait FloorCharBoundary {
-    fn floor_char_boundary_compat(&self, index: usize) -> usize;
-}
-
-impl FloorCharBoundary for str {
-    fn floor_char_boundary_compat(&self, mut index: usize) -> usize {
-        while !self.is_char_boundary(index) {
-            index -= 1;
-        }
-        index
-    }
+/// A malformed .env line may hold a password: only its leading name is shown.
+fn env_line_key(line: &str) -> &str {
+    let line = line.trim_start();
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(line.len());
+    &line[..end]
 }
 
 fn env_file_flag(args: &[OsString]) -> Option<PathBuf> {
@@ -595,10 +589,11 @@ mod tests {
     }
 
     #[test]
-    fn malformed_env_line_hides_the_value() {
+    fn malformed_env_line_shows_only_its_name() {
+        assert_eq!(env_line_key("DATABASE_URL = post gres"), "DATABASE_URL");
         assert_eq!(
-            redact_env_line("DATABASE_URL = post gres"),
-            "DATABASE_URL=<hidden>"
+            env_line_key("RAILWAY_DB_URL postgresql://u:sekrit@h/d"),
+            "RAILWAY_DB_URL"
         );
     }
 

@@ -1,0 +1,393 @@
+//! The test bench: real PostgreSQL servers only. `PgContainer` is a PostgreSQL 17 + pgvector
+//! container on the host network (one URL works from the host and from inside every container);
+//! `HostCluster` is a throwaway cluster of the host's PostgreSQL (15 on Debian bookworm) on a free
+//! loopback port. Both are removed when dropped.
+#![allow(dead_code)]
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::{Duration, Instant},
+};
+
+use xtask::config::DbUrl;
+
+pub const IMAGE: &str = "pgvector/pgvector:pg17";
+pub const USER: &str = "sigmasight";
+/// Made up, and full of characters that must be percent-encoded in a URL.
+pub const PASSWORD: &str = "p@ss:w/rd%?#&";
+pub const PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%25%3F%23%26";
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+pub fn url(port: u16, dbname: &str) -> String {
+    format!("postgresql://{USER}:{PASSWORD_ENCODED}@127.0.0.1:{port}/{dbname}")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn check(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether Docker tests can run here. With `CI` set they must: a skip is a failure.
+pub fn docker_ready() -> bool {
+    let engine = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let image = engine
+        && Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+    if engine && image {
+        return true;
+    }
+    let why = if engine {
+        format!("image {IMAGE} is missing (scripts/pg-image/build.sh builds it)")
+    } else {
+        "the Docker engine does not answer".to_string()
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set and a Docker test cannot run: {why}. A skipped Docker test in CI is a failure.");
+    }
+    eprintln!("SKIPPED (not CI): {why}");
+    false
+}
+
+/// `docker_ready()` or return from the test.
+#[macro_export]
+macro_rules! require_docker {
+    () => {
+        if !support::docker_ready() {
+            return;
+        }
+    };
+}
+
+/// A PostgreSQL 17 + pgvector container on the host network.
+pub struct PgContainer {
+    pub name: String,
+    pub port: u16,
+}
+
+impl PgContainer {
+    pub fn start() -> PgContainer {
+        Self::start_with_labels(&[])
+    }
+
+    pub fn start_with_labels(labels: &[(&str, &str)]) -> PgContainer {
+        let name = unique("xtask-test-pg");
+        let port = free_port();
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "-d", "--rm", "--name", &name, "--network", "host"])
+            .args(["--label", "xtask-test=1"])
+            .args(["-e", &format!("POSTGRES_USER={USER}")])
+            .args(["-e", "POSTGRES_PASSWORD"])
+            .env("POSTGRES_PASSWORD", PASSWORD)
+            .args(["-e", "POSTGRES_DB=sigmasight_db"]);
+        for (k, v) in labels {
+            cmd.args(["--label", &format!("{k}={v}")]);
+        }
+        cmd.args([IMAGE, "postgres", "-c", &format!("port={port}")])
+            .args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
+        check(&mut cmd);
+        let container = PgContainer { name, port };
+        wait_ready(&container.url("sigmasight_db"));
+        container
+    }
+
+    pub fn url(&self, dbname: &str) -> String {
+        url(self.port, dbname)
+    }
+
+    pub fn stop(&self) {
+        check(Command::new("docker").args(["stop", "-t", "5", &self.name]));
+    }
+}
+
+impl Drop for PgContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// A throwaway cluster of the host's PostgreSQL on a free loopback port.
+pub struct HostCluster {
+    pub port: u16,
+    pub bin: PathBuf,
+    data: tempfile::TempDir,
+}
+
+impl HostCluster {
+    /// The host's PostgreSQL binaries, newest first (Debian installs them per major version).
+    pub fn bin_dir() -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+    }
+
+    pub fn start() -> HostCluster {
+        let bin = Self::bin_dir().expect(
+            "no PostgreSQL server on the host: scripts/test.sh installs postgresql-15 from Debian",
+        );
+        let data = tempfile::Builder::new()
+            .prefix("xtask-cluster")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let pgdata = data.path().join("pgdata");
+        let pwfile = data.path().join("pw");
+        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+        // initdb refuses to run as root; CI runs as root, so the cluster belongs to `postgres`.
+        let as_root = unsafe_geteuid_is_root();
+        if as_root {
+            check(
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(data.path()),
+            );
+        }
+        let wrap = |program: &Path| -> Command {
+            if as_root {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--reuid=postgres",
+                    "--regid=postgres",
+                    "--init-groups",
+                    "--",
+                ])
+                .arg(program);
+                c
+            } else {
+                Command::new(program)
+            }
+        };
+        check(
+            wrap(&bin.join("initdb"))
+                .arg("-D")
+                .arg(&pgdata)
+                .args([
+                    "-U",
+                    USER,
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .args(["--encoding=UTF8", "--locale=C.UTF-8"]),
+        );
+        check(
+            wrap(&bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&pgdata)
+                .arg("-l")
+                .arg(data.path().join("server.log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    data.path().display()
+                ))
+                .args(["-w", "start"]),
+        );
+        let cluster = HostCluster { port, bin, data };
+        check(
+            Command::new(cluster.bin.join("psql"))
+                .arg(format!(
+                    "--dbname={}",
+                    DbUrl::parse(&cluster.url("postgres"))
+                        .unwrap()
+                        .to_libpq_uri()
+                ))
+                .env("PGPASSWORD", PASSWORD)
+                .args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    "CREATE DATABASE sigmasight_db",
+                ]),
+        );
+        cluster
+    }
+
+    pub fn url(&self, dbname: &str) -> String {
+        url(self.port, dbname)
+    }
+}
+
+impl Drop for HostCluster {
+    fn drop(&mut self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let pgdata = self.data.path().join("pgdata");
+        let mut cmd = if unsafe_geteuid_is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(&pg_ctl);
+            c
+        } else {
+            Command::new(&pg_ctl)
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(pgdata)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn unsafe_geteuid_is_root() -> bool {
+    // No libc dependency for one call: /proc tells the effective uid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Waits until the server accepts connections with the test password.
+pub fn wait_ready(url: &str) {
+    let url = DbUrl::parse(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let ok = xtask::pg::client::block_on(async {
+            xtask::pg::client::connect(&url, Duration::from_secs(2))
+                .await
+                .is_ok()
+        })
+        .unwrap();
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within 90 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Runs a query on a database and returns the rows, each as its columns' text.
+pub fn query(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let url = DbUrl::parse(url).unwrap();
+    xtask::pg::client::block_on(async {
+        let client = xtask::pg::client::connect(&url, Duration::from_secs(10))
+            .await
+            .unwrap();
+        let rows = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+    .unwrap()
+}
+
+pub fn query_one(url: &str, sql: &str) -> String {
+    query(url, sql)[0][0].clone().unwrap_or_default()
+}
+
+/// The `cargo xtask` binary with a clean environment: no settings leak in from the developer's
+/// environment or .env; the test passes what it means.
+pub fn xtask() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    for var in [
+        "DATABASE_URL",
+        "AI_DATABASE_URL",
+        "RAILWAY_DB_URL",
+        "RAILWAY_AI_DB_URL",
+        "XTASK_PG_VIA",
+        "POSTGRES_CONTAINER",
+        "PGPASSWORD",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(["--env-file", "/dev/null"]);
+    cmd
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+pub fn run_xtask(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = xtask();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !r.all().contains(PASSWORD) && !r.all().contains(PASSWORD_ENCODED),
+        "the password leaked into the output of {args:?}:\n{}",
+        r.all()
+    );
+    r
+}
+
+pub fn backend_dir() -> PathBuf {
+    xtask::project_root().join("backend")
+}
