@@ -528,3 +528,40 @@ fn seed_gives_the_production_shape_deterministically_with_awkward_values() {
     );
     assert_eq!(fingerprint(&core_a), before);
 }
+
+#[test]
+fn doctor_names_an_unreachable_and_a_stalled_remote_within_its_timeout() {
+    // A server that accepts connections and never answers: the connection must time out.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalled_port = stalled.local_addr().unwrap().port();
+    let closed_port = support::free_port();
+    let core = support::url(closed_port, "sigmasight_db");
+    let remote = format!(
+        "postgresql://postgres:{}@127.0.0.1:{stalled_port}/railway",
+        support::PASSWORD_ENCODED
+    );
+    let run = run_xtask(
+        &["doctor", "--via", "host", "--core-only", "--timeout", "1"],
+        &[
+            ("DATABASE_URL", core.as_str()),
+            ("RAILWAY_DB_URL", remote.as_str()),
+        ],
+    );
+    drop(stalled);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("FAIL  local core") && run.stdout.contains("cannot reach"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("FAIL  remote core") && run.stdout.contains("no answer within 1s"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("check RAILWAY_DB_URL"),
+        "{}",
+        run.stdout
+    );
+}
