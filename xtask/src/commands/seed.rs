@@ -1,7 +1,7 @@
 //! `cargo xtask seed`: deterministic test data for tests, benchmarks and the onboarding sandbox.
 //! At `--scale 1` it is the production shape the runbooks record (6 users, 97 positions, ~193K
 //! market_data_cache rows, ...); `--scale N` multiplies the big tables. The data is generated on
-//! the server by `seed.sql` / `seed_ai.sql`, so seeding streams nothing through the xtask.
+//! the server by `seed_common.sql` + `seed.sql` / `seed_ai.sql`, so seeding streams nothing through the xtask.
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -14,8 +14,8 @@ use crate::{
     pg::client::{self, quote_ident},
 };
 
-const CORE_SQL: &str = include_str!("seed.sql");
-const AI_SQL: &str = include_str!("seed_ai.sql");
+const CORE_SQL: &str = concat!(include_str!("seed_common.sql"), include_str!("seed.sql"));
+const AI_SQL: &str = concat!(include_str!("seed_common.sql"), include_str!("seed_ai.sql"));
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Target {

@@ -35,9 +35,6 @@
 
 -- ---------------------------------------------------------------- guards ----
 
-SELECT ('seed.sql: xtask.scale must be set to an integer >= 1 (SET xtask.scale = 1), got: '
-        || coalesce(current_setting('xtask.scale', true), '<unset>'))::int
-WHERE coalesce(current_setting('xtask.scale', true), '') !~ '^[1-9][0-9]{0,4}$';
 
 SELECT ('seed.sql: the database is not empty (users has ' || count(*)
         || ' rows), seed expects a freshly migrated empty Core database')::int
@@ -49,31 +46,7 @@ FROM market_data_cache HAVING count(*) > 0;
 
 -- ------------------------------------------------------- helper temp tables --
 
--- Nasty text values, indexed 0..18. Index 0 is SQL NULL.
-CREATE TEMP TABLE seed_text (n int PRIMARY KEY, t text);
-INSERT INTO seed_text (n, t)
-SELECT o - 1, v
-FROM unnest(ARRAY[
-    NULL,
-    'Café résumé naïve — Ünïcödé Straße',
-    '中文测试 · 日本語テスト · 한국어 시험',
-    'Rocket to the moon 📈🚀 (4-byte UTF-8 emoji)',
-    E'tab\there\tand\tthere',
-    E'line one\nline two\nline three\n',
-    E'carriage\rreturn and CRLF\r\nend',
-    E'back\\slash C:\\Users\\demo\\file.csv',
-    E'\\N',
-    'It''s a "quoted" string with ''single'' and "double" quotes',
-    '',
-    'NULL',
-    repeat('Long text block 📈 with unicode é and 中文, repeated to exceed ten kilobytes. ', 200),
-    E'comma,separated,"csv" value\twith tab',
-    'semi' || chr(59) || ' colon' || chr(59) || chr(59) || ' DROP TABLE users' || chr(59) || ' --',
-    '   leading and trailing spaces   ',
-    E'\\\\server\\share\\path \\t not a tab',
-    'Ω≈ç√∫ ¥€£ — mixed symbols <b>html</b> & ampersand',
-    E'mixed: tab\t newline\n cr\r backslash\\ quote'' dquote" \\N end'
-]::text[]) WITH ORDINALITY AS u(v, o);
+-- (seed_text comes from seed_common.sql)
 
 -- Symbol universe: 40 real tickers, then synthetic 'Q' + 5 letters.
 CREATE TEMP TABLE seed_symbols (k int PRIMARY KEY, symbol varchar(20) NOT NULL UNIQUE);

@@ -177,29 +177,14 @@ impl HostCluster {
         let pwfile = data.path().join("pw");
         std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
         // initdb refuses to run as root; CI runs as root, so the cluster belongs to `postgres`.
-        let as_root = unsafe_geteuid_is_root();
-        if as_root {
+        if running_as_root() {
             check(
                 Command::new("chown")
                     .args(["-R", "postgres:postgres"])
                     .arg(data.path()),
             );
         }
-        let wrap = |program: &Path| -> Command {
-            if as_root {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    "--reuid=postgres",
-                    "--regid=postgres",
-                    "--init-groups",
-                    "--",
-                ])
-                .arg(program);
-                c
-            } else {
-                Command::new(program)
-            }
-        };
+        let wrap = as_cluster_owner;
         check(
             wrap(&bin.join("initdb"))
                 .arg("-D")
@@ -255,19 +240,7 @@ impl Drop for HostCluster {
     fn drop(&mut self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let pgdata = self.data.path().join("pgdata");
-        let mut cmd = if unsafe_geteuid_is_root() {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(&pg_ctl);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
+        let mut cmd = as_cluster_owner(&pg_ctl);
         let _ = cmd
             .arg("-D")
             .arg(pgdata)
@@ -276,7 +249,24 @@ impl Drop for HostCluster {
     }
 }
 
-fn unsafe_geteuid_is_root() -> bool {
+/// A server program run as the cluster's owner: `postgres` when the tests run as root.
+fn as_cluster_owner(program: &Path) -> Command {
+    if running_as_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn running_as_root() -> bool {
     // No libc dependency for one call: /proc tells the effective uid.
     std::fs::read_to_string("/proc/self/status")
         .ok()
