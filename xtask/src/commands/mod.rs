@@ -13,7 +13,7 @@ use crate::config::DbArgs;
 /// The app's database workflow: pull, push, verify and stamp both databases (Core and AI),
 /// checking every step and losing nothing.
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", version, about, long_about = None)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbArgs,
