@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod pg;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! The commands of `cargo xtask`, one module each, each a `run` on its arguments.
 
 pub mod db_init;
+pub mod db_verify;
 pub mod doctor;
 pub mod seed;
 
@@ -28,7 +29,7 @@ pub enum Command {
     /// Push local -> remote, both databases: schema first, then data, then verify
     DbPush(NotYetBuilt),
     /// Compare two sides: exact row counts, Alembic revisions, schema, optional checksums
-    DbVerify(NotYetBuilt),
+    DbVerify(db_verify::DbVerify),
     /// Stamp both Alembic configs at head without migrating, only when the schema matches head
     AlembicStamp(NotYetBuilt),
     /// Show both Alembic configs' revisions against their heads (the hooks' check)
@@ -56,7 +57,7 @@ impl Cli {
         match self.command {
             Command::DbPull(_) => pending("db-pull", 4),
             Command::DbPush(_) => pending("db-push", 5),
-            Command::DbVerify(_) => pending("db-verify", 3),
+            Command::DbVerify(cmd) => cmd.run(sh, &self.db),
             Command::AlembicStamp(_) => pending("alembic-stamp", 6),
             Command::AlembicStatus(_) => pending("alembic-status", 6),
             Command::Doctor(cmd) => cmd.run(sh, &self.db),

@@ -1,0 +1,155 @@
+//! `cargo xtask db-verify`: compares the remote and local databases (Core, and AI unless
+//! `--core-only`; the URL flags pick any two databases) and says exactly what differs: every
+//! table's exact row count, the Alembic revisions against the heads, the schema by name, optional
+//! checksums, foreign-key orphans and sequences behind their columns. Read-only on both sides.
+//!
+//! Exit codes: 0 equal; 3 differences (`exit::Differences`); 1 a database could not be compared
+//! (unreachable, authentication, missing database: the reason is named); 2 usage.
+
+use std::{io::IsTerminal, time::Duration};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use xshell::Shell;
+
+use crate::{
+    alembic::AlembicConfig,
+    backend_dir,
+    config::{Config, Database, DbArgs, Side},
+    exit::Differences,
+    pg::client,
+    verify::{
+        self,
+        report::{DatabaseOutcome, FailedComparison, Report, ReportStatus},
+        AlembicHeads, Endpoint,
+    },
+};
+
+#[derive(Args, Debug)]
+pub struct DbVerify {
+    /// Also compare a checksum of every table's contents, computed on the servers (reads every
+    /// row; independent of row and column order)
+    #[arg(long)]
+    pub checksums: bool,
+    /// Seconds to wait for each database before calling it unreachable [default:
+    /// XTASK_CONNECT_TIMEOUT, else 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+impl DbVerify {
+    pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
+        let config = Config::from_args(args)?;
+        let mut targets = Vec::new();
+        for db in config.databases() {
+            let remote = config.require_url(Side::Remote, db)?.clone();
+            let local = config.require_url(Side::Local, db)?.clone();
+            targets.push((
+                db,
+                Endpoint::new("remote", remote),
+                Endpoint::new("local", local),
+            ));
+        }
+        let timeout = self
+            .timeout
+            .map(Duration::from_secs)
+            .unwrap_or_else(client::default_connect_timeout);
+        // A terminal hears that work is under way (checksums read every row); pipes and CI stay
+        // quiet.
+        if !config.json && std::io::stderr().is_terminal() {
+            let dbs: Vec<&str> = targets.iter().map(|(db, _, _)| db.label()).collect();
+            eprintln!(
+                "db-verify: reading {} on remote and local{}...",
+                dbs.join(" and "),
+                if self.checksums {
+                    " (with checksums: every row is read)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let report = Report::new(
+            self.checksums,
+            client::block_on(verify_all(targets, self.checksums, timeout))?,
+        );
+
+        if config.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{}", report.render_human());
+        }
+        let summary = report.summary();
+        match report.status {
+            ReportStatus::Equal => {
+                if config.json {
+                    eprintln!("{summary}");
+                } else {
+                    println!("\n{summary}");
+                }
+                Ok(())
+            }
+            ReportStatus::Differences => Err(Differences(summary).into()),
+            ReportStatus::Error => {
+                let reasons: Vec<String> = report
+                    .databases
+                    .iter()
+                    .filter_map(|d| match d {
+                        DatabaseOutcome::Failed(f) => {
+                            Some(format!("{}: {}", f.database.label(), f.error.message))
+                        }
+                        DatabaseOutcome::Compared(_) => None,
+                    })
+                    .collect();
+                bail!("db-verify could not compare {}", reasons.join("; "))
+            }
+        }
+    }
+}
+
+/// Every database at once; in each, both sides are read concurrently while the Alembic heads
+/// are read from the migration scripts.
+async fn verify_all(
+    targets: Vec<(Database, Endpoint, Endpoint)>,
+    checksums: bool,
+    timeout: Duration,
+) -> Vec<DatabaseOutcome> {
+    let tasks: Vec<_> = targets
+        .into_iter()
+        .map(|(db, left, right)| {
+            tokio::spawn(async move {
+                let heads = tokio::task::spawn_blocking(move || read_heads(db));
+                let snapshots = verify::read_both(&left, &right, checksums, timeout).await;
+                let heads = heads.await.ok();
+                match snapshots {
+                    Ok((l, r)) => DatabaseOutcome::compared(verify::build(
+                        db,
+                        &left,
+                        &right,
+                        &l,
+                        &r,
+                        heads.as_ref(),
+                        checksums,
+                    )),
+                    Err(e) => DatabaseOutcome::Failed(FailedComparison::new(db, &left, &right, &e)),
+                }
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.expect("a verification task panicked"));
+    }
+    outcomes
+}
+
+fn read_heads(db: Database) -> AlembicHeads {
+    let config = AlembicConfig::of(db);
+    match Shell::new() {
+        Ok(sh) => AlembicHeads::read(&sh, config, &backend_dir()),
+        Err(e) => AlembicHeads {
+            config: config.ini().to_string(),
+            heads: Vec::new(),
+            error: Some(format!("cannot start a shell: {e}")),
+        },
+    }
+}

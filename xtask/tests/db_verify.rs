@@ -1,0 +1,743 @@
+//! `cargo xtask db-verify` against real PostgreSQL 17 + pgvector servers: equality on identical
+//! data, each kind of difference detected and named, physical column order, checksums, awkward
+//! identifiers, the JSON report, and exit codes 0 / 3 / 1 / 2. One container per test, several
+//! databases in it; databases are copied with `CREATE DATABASE ... TEMPLATE` (instant) rather
+//! than seeded again.
+
+mod support;
+
+use std::time::Instant;
+
+use support::{query, query_one, run_xtask, PgContainer, Run};
+
+/// `db-verify --core-only` of two databases of the container: remote = `remote`, local = `local`.
+fn verify_core(pg: &PgContainer, remote: &str, local: &str, extra: &[&str]) -> Run {
+    let (r, l) = (pg.url(remote), pg.url(local));
+    let mut args = vec![
+        "db-verify",
+        "--core-only",
+        "--remote-url",
+        &r,
+        "--local-url",
+        &l,
+    ];
+    args.extend_from_slice(extra);
+    run_xtask(&args, &[])
+}
+
+/// Both databases (Core and AI) of each side.
+fn verify_both(pg: &PgContainer, remote: (&str, &str), local: (&str, &str), extra: &[&str]) -> Run {
+    let urls = [
+        pg.url(remote.0),
+        pg.url(remote.1),
+        pg.url(local.0),
+        pg.url(local.1),
+    ];
+    let mut args = vec![
+        "db-verify",
+        "--remote-url",
+        &urls[0],
+        "--remote-ai-url",
+        &urls[1],
+        "--local-url",
+        &urls[2],
+        "--local-ai-url",
+        &urls[3],
+    ];
+    args.extend_from_slice(extra);
+    run_xtask(&args, &[])
+}
+
+fn seed(pg: &PgContainer, core: &str, ai: Option<&str>) {
+    let core = pg.url(core);
+    let ai = ai.map(|a| pg.url(a));
+    let mut env = vec![("DATABASE_URL", core.as_str())];
+    let mut args = vec!["seed", "--scale", "1"];
+    match &ai {
+        Some(ai) => env.push(("AI_DATABASE_URL", ai.as_str())),
+        None => args.push("--core-only"),
+    }
+    let run = run_xtask(&args, &env);
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+/// A copy of `template` named `name` (nobody may be connected to the template meanwhile).
+fn clone_db(pg: &PgContainer, template: &str, name: &str) {
+    query(
+        &pg.url("postgres"),
+        &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+    );
+}
+
+fn create_db(pg: &PgContainer, name: &str) {
+    query(&pg.url("postgres"), &format!("CREATE DATABASE \"{name}\""));
+}
+
+/// The line of the human table for a table, whitespace collapsed: `public.users 6 6 ok`.
+fn table_line(out: &str, table: &str) -> String {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|l| l.starts_with(&format!("{table} ")))
+        .unwrap_or_else(|| panic!("no line for {table} in\n{out}"))
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("--json must print one JSON document ({e}):\n{}", run.stdout))
+}
+
+#[test]
+fn seeded_databases_are_equal_in_both_configs_with_and_without_checksums() {
+    require_docker!();
+    let pg = PgContainer::start();
+    // Two independent seeds (the seed is deterministic): nothing shared but the data's shape.
+    std::thread::scope(|s| {
+        s.spawn(|| seed(&pg, "a_core", Some("a_ai")));
+        s.spawn(|| seed(&pg, "b_core", Some("b_ai")));
+    });
+    let (remote, local) = (("a_core", "a_ai"), ("b_core", "b_ai"));
+
+    let started = Instant::now();
+    let run = verify_both(&pg, remote, local, &[]);
+    let plain = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("Table"), "{}", run.stdout);
+    for header in ["Remote", "Local", "Status"] {
+        assert!(run.stdout.contains(header), "{}", run.stdout);
+    }
+    assert_eq!(
+        table_line(&run.stdout, "public.market_data_cache"),
+        "public.market_data_cache 193488 193488 ok"
+    );
+    assert_eq!(
+        table_line(&run.stdout, "public.users"),
+        "public.users 6 6 ok"
+    );
+    assert_eq!(
+        table_line(&run.stdout, "public.ai_kb_documents"),
+        "public.ai_kb_documents 500 500 ok"
+    );
+    assert!(
+        run.stdout.contains(
+            "Alembic (alembic.ini, head c0005_correlations): remote c0005_correlations (at head), \
+             local c0005_correlations (at head): ok"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "remote a0002_memories_feedback (at head), local a0002_memories_feedback (at head): ok"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("db-verify: core: equal (16 tables"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("ai: equal (4 tables"), "{}", run.stdout);
+
+    let started = Instant::now();
+    let run = verify_both(&pg, remote, local, &["--checksums"]);
+    let with_checksums = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "public.market_data_cache"),
+        "public.market_data_cache 193488 193488 match ok"
+    );
+    assert!(run.stdout.contains("checksums match"), "{}", run.stdout);
+    eprintln!(
+        "db-verify of Core + AI at scale 1: {:.2}s, with --checksums {:.2}s",
+        plain.as_secs_f64(),
+        with_checksums.as_secs_f64()
+    );
+
+    // --json: one document, one object per database and one per table (as many as the server
+    // lists), with the counts and checksums.
+    let run = verify_both(&pg, remote, local, &["--json", "--checksums"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = json(&run);
+    assert_eq!(report["status"], "equal");
+    assert_eq!(report["equal"], true);
+    let databases = report["databases"].as_array().unwrap();
+    assert_eq!(databases.len(), 2);
+    for (db, name, remote_db) in [
+        (&databases[0], "core", "a_core"),
+        (&databases[1], "ai", "a_ai"),
+    ] {
+        assert_eq!(db["database"], name);
+        assert_eq!(db["equal"], true);
+        assert_eq!(db["left"]["side"], "remote");
+        assert_eq!(db["right"]["side"], "local");
+        assert!(db["left"]["url"].as_str().unwrap().contains(":****@"));
+        let tables = db["tables"].as_array().unwrap();
+        let expected = query_one(
+            &pg.url(remote_db),
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
+        );
+        assert_eq!(tables.len().to_string(), expected, "{name}: {tables:?}");
+        for t in tables {
+            assert_eq!(t["status"], "ok", "{t}");
+            assert_eq!(t["left_rows"], t["right_rows"], "{t}");
+            assert!(t["left_checksum"].is_string(), "{t}");
+            assert_eq!(t["left_checksum"], t["right_checksum"], "{t}");
+        }
+        assert!(db["schema_differences"].as_array().unwrap().is_empty());
+        assert!(db["orphans"].as_array().unwrap().is_empty());
+        assert!(db["sequences"].as_array().unwrap().is_empty());
+    }
+    let users = databases[0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "users")
+        .unwrap();
+    assert_eq!(users["schema"], "public");
+    assert_eq!(users["left_rows"], 6);
+
+    // The AI database is compared too (the runbooks forgot it): one missing row there.
+    query(
+        &pg.url("b_ai"),
+        "DELETE FROM ai_feedback WHERE id = (SELECT min(id::text)::uuid FROM ai_feedback)",
+    );
+    let run = verify_both(&pg, remote, local, &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "public.ai_feedback"),
+        "public.ai_feedback 50 49 DIFF (-1)"
+    );
+    assert!(run.stdout.contains("=> core: equal"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("ai: DIFFERENT: 1 table with different row counts"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn each_kind_of_difference_is_detected_and_named() {
+    require_docker!();
+    let pg = PgContainer::start();
+    seed(&pg, "base", None);
+
+    // (database, SQL that makes it differ from base, lines the report must hold, summary)
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "missing_row",
+            "DELETE FROM position_tags WHERE ctid = (SELECT min(ctid) FROM position_tags)",
+            &["public.position_tags 49 48 DIFF (-1)"],
+            "1 table with different row counts",
+        ),
+        (
+            "one_sided_tables",
+            "CREATE TABLE public.extra_table (id int); INSERT INTO extra_table VALUES (1), (2);
+             DROP TABLE position_greeks",
+            &[
+                "public.extra_table - 2 only local",
+                "public.position_greeks 28 - only remote",
+            ],
+            "1 table only on remote, 1 table only on local",
+        ),
+        (
+            "alembic_revision",
+            "UPDATE alembic_version SET version_num = 'c0004_risk_analytics'",
+            &[
+                "remote c0005_correlations (at head), local c0004_risk_analytics (not at head): DIFF",
+                "revisions differ: c0005_correlations (remote) vs c0004_risk_analytics (local)",
+            ],
+            "1 Alembic finding",
+        ),
+        (
+            "column_type",
+            "ALTER TABLE positions ALTER COLUMN notes TYPE varchar",
+            &["column public.positions.notes: type text (remote) vs character varying (local)"],
+            "1 schema difference",
+        ),
+        (
+            "column_nullability",
+            "ALTER TABLE users ALTER COLUMN is_active DROP NOT NULL",
+            &["column public.users.is_active: nullability not null (remote) vs nullable (local)"],
+            "1 schema difference",
+        ),
+        (
+            "column_default",
+            "ALTER TABLE portfolios ALTER COLUMN currency SET DEFAULT 'EUR'",
+            &["column public.portfolios.currency: default 'USD'::bpchar (remote) vs 'EUR'::bpchar (local)"],
+            "1 schema difference",
+        ),
+        (
+            "missing_index",
+            "DROP INDEX ix_positions_symbol",
+            &["index public.ix_positions_symbol: only on remote: CREATE INDEX ix_positions_symbol ON public.positions USING btree (symbol)"],
+            "1 schema difference",
+        ),
+        (
+            "missing_constraint",
+            "ALTER TABLE positions DROP CONSTRAINT ck_positions_position_type",
+            &["constraint public.positions.ck_positions_position_type: only on remote: CHECK (((position_type)::text = ANY"],
+            "1 schema difference",
+        ),
+        (
+            "different_constraint",
+            "ALTER TABLE positions DROP CONSTRAINT fk_positions_portfolio_id,
+             ADD CONSTRAINT fk_positions_portfolio_id FOREIGN KEY (portfolio_id)
+                 REFERENCES portfolios(id) ON DELETE RESTRICT",
+            &["constraint public.positions.fk_positions_portfolio_id: definition FOREIGN KEY (portfolio_id) REFERENCES public.portfolios(id) ON DELETE CASCADE (remote) vs FOREIGN KEY (portfolio_id) REFERENCES public.portfolios(id) ON DELETE RESTRICT (local)"],
+            "1 schema difference",
+        ),
+        (
+            "missing_unique_constraint",
+            "ALTER TABLE users DROP CONSTRAINT uq_users_email",
+            &[
+                "constraint public.users.uq_users_email: only on remote: UNIQUE (email)",
+                "index public.uq_users_email: only on remote: CREATE UNIQUE INDEX uq_users_email ON public.users USING btree (email)",
+            ],
+            "2 schema differences",
+        ),
+        (
+            "extension",
+            "CREATE EXTENSION citext",
+            &["extension citext: only on local: version 1.6 in schema public"],
+            "1 schema difference",
+        ),
+        (
+            "orphan",
+            // The runbook's lost-parent case: a row whose parent never arrived.
+            "SET session_replication_role = replica;
+             INSERT INTO position_tags (position_id, tag_id)
+                 SELECT gen_random_uuid(), id FROM tags ORDER BY id LIMIT 1;
+             SET session_replication_role = DEFAULT",
+            &[
+                "public.position_tags 49 50 DIFF (+1)",
+                "orphans on local: 1 row(s) of public.position_tags (position_id) have no parent in public.positions (id) [foreign key fk_position_tags_position_id]",
+            ],
+            "1 table with different row counts, 1 foreign key with orphans on local",
+        ),
+        (
+            "sequence_behind",
+            "SELECT setval(pg_get_serial_sequence('market_data_cache', 'id'), 5)",
+            &["sequence public.market_data_cache_id_seq on local: next value 6 but public.market_data_cache.id already reaches 193488 (its max): the next insert would collide"],
+            "1 sequence behind its column on local",
+        ),
+    ];
+    for (name, _, _, _) in cases {
+        clone_db(&pg, "base", name);
+    }
+    for (name, sql, _, _) in cases {
+        query(&pg.url(name), sql);
+    }
+    // Orphans on both sides, data otherwise equal: still a difference.
+    clone_db(&pg, "orphan", "orphan_copy");
+
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|(name, _, _, _)| {
+                let pg = &pg;
+                s.spawn(move || verify_core(pg, "base", name, &[]))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((name, _, lines, summary), run) in cases.iter().zip(&runs) {
+        assert_eq!(run.code, 3, "{name}: {}", run.all());
+        let out: String = run
+            .stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for line in *lines {
+            assert!(
+                out.contains(line),
+                "{name}: missing {line:?} in\n{}",
+                run.stdout
+            );
+        }
+        // Only this difference: the summary names it and nothing else.
+        assert!(
+            run.stderr
+                .contains(&format!("error: db-verify: core: DIFFERENT: {summary}\n")),
+            "{name}: expected summary {summary:?} in\n{}",
+            run.stderr
+        );
+    }
+
+    let run = verify_core(&pg, "orphan", "orphan_copy", &["--checksums"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    for side in ["remote", "local"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "orphans on {side}: 1 row(s) of public.position_tags"
+            )),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(run.stdout.contains("Schema: same"), "{}", run.stdout);
+    assert_eq!(
+        table_line(&run.stdout, "public.position_tags"),
+        "public.position_tags 50 50 match ok"
+    );
+    assert!(
+        run.stderr.contains(
+            "DIFFERENT: 1 foreign key with orphans on remote, 1 foreign key with orphans on local\n"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // The JSON report names the same differences.
+    let run = verify_core(&pg, "base", "column_type", &["--json"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    let report = json(&run);
+    assert_eq!(report["status"], "differences");
+    let diff = &report["databases"][0]["schema_differences"][0];
+    assert_eq!(diff["kind"], "column");
+    assert_eq!(diff["object"], "public.positions.notes");
+    assert_eq!(diff["left"], "text");
+    assert_eq!(diff["right"], "character varying");
+    let run = verify_core(&pg, "base", "sequence_behind", &["--json"]);
+    let seq = &json(&run)["databases"][0]["sequences"][0];
+    assert_eq!(seq["sequence"], "market_data_cache_id_seq");
+    assert_eq!(seq["side"], "local");
+    assert_eq!(seq["next_value"], 6);
+    assert_eq!(seq["column_max"], 193488);
+}
+
+/// The same tables on both sides with the columns declared in another order, and names that
+/// need quoting everywhere: a schema with a space and capitals, a reserved word, a quote and a
+/// dot in a table name, capitalised columns.
+const AWKWARD_A: &str = r#"
+CREATE EXTENSION vector;
+CREATE SCHEMA "My Schema";
+CREATE TABLE "My Schema"."select" (
+    id serial PRIMARY KEY,
+    "Order" integer NOT NULL CHECK ("Order" >= 0),
+    "Name With Space" text,
+    amount numeric,
+    CONSTRAINT "Unique Order" UNIQUE ("Order")
+);
+CREATE TABLE "My Schema"."we""ird.name" (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "Order" integer REFERENCES "My Schema"."select" (id),
+    payload jsonb,
+    at timestamptz,
+    ratio double precision,
+    tags text[],
+    raw bytea,
+    embedding vector(3)
+);
+CREATE INDEX "Idx ""quoted""" ON "My Schema"."we""ird.name" ("Order", at);
+CREATE TABLE public.reordered (a integer, b text, c numeric(10, 2), d date);
+"#;
+
+const AWKWARD_B: &str = r#"
+CREATE EXTENSION vector;
+CREATE SCHEMA "My Schema";
+CREATE TABLE "My Schema"."select" (
+    amount numeric,
+    "Name With Space" text,
+    "Order" integer NOT NULL CHECK ("Order" >= 0),
+    id serial PRIMARY KEY,
+    CONSTRAINT "Unique Order" UNIQUE ("Order")
+);
+CREATE TABLE "My Schema"."we""ird.name" (
+    embedding vector(3),
+    raw bytea,
+    tags text[],
+    ratio double precision,
+    at timestamptz,
+    payload jsonb,
+    "Order" integer REFERENCES "My Schema"."select" (id),
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY
+);
+CREATE INDEX "Idx ""quoted""" ON "My Schema"."we""ird.name" ("Order", at);
+CREATE TABLE public.reordered (d date, c numeric(10, 2), b text, a integer);
+"#;
+
+/// The same rows for both layouts (columns named, so physical order does not matter), inserted
+/// in another order on each side.
+fn awkward_rows(order: &str) -> String {
+    format!(
+        r#"
+INSERT INTO "My Schema"."select" (id, "Order", "Name With Space", amount)
+    SELECT g, g * 10, CASE WHEN g % 7 = 0 THEN NULL ELSE E'tab\there "quoted" ''single'' \\ ' || g END,
+           CASE WHEN g % 2 = 0 THEN 1.50 ELSE g / 3.0 END
+    FROM generate_series(1, 300) g ORDER BY g {order};
+SELECT setval(pg_get_serial_sequence('"My Schema"."select"', 'id'), 300);
+INSERT INTO "My Schema"."we""ird.name" (id, "Order", payload, at, ratio, tags, raw, embedding)
+    OVERRIDING SYSTEM VALUE
+    SELECT g, CASE WHEN g % 5 = 0 THEN NULL ELSE g % 300 + 1 END,
+           jsonb_build_object('n', g, 'nested', jsonb_build_object('x', g * 0.1)),
+           timestamptz '2024-03-10 01:30:00+00' + g * interval '37 minutes',
+           g / 7.0::float8, ARRAY['a', NULL, 'c,d', E'q"u'], decode(md5(g::text), 'hex'),
+           ('[' || g || ',0.5,' || (g / 3.0)::float4 || ']')::vector
+    FROM generate_series(1, 500) g ORDER BY g {order};
+SELECT setval(pg_get_serial_sequence('"My Schema"."we""ird.name"', 'id'), 500);
+INSERT INTO public.reordered (a, b, c, d)
+    SELECT g, 'row ' || g, g * 1.25, date '2024-01-01' + g FROM generate_series(1, 200) g ORDER BY g {order};
+"#
+    )
+}
+
+#[test]
+fn column_order_checksums_and_awkward_identifiers() {
+    require_docker!();
+    let pg = PgContainer::start();
+    create_db(&pg, "layout_a");
+    create_db(&pg, "layout_b");
+    query(
+        &pg.url("layout_a"),
+        &format!("{AWKWARD_A}{}", awkward_rows("ASC")),
+    );
+    query(
+        &pg.url("layout_b"),
+        &format!("{AWKWARD_B}{}", awkward_rows("DESC")),
+    );
+    // The physical column order really differs.
+    let first_column = |db: &str| {
+        query_one(
+            &pg.url(db),
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.reordered'::regclass AND attnum = 1",
+        )
+    };
+    assert_eq!(first_column("layout_a"), "a");
+    assert_eq!(first_column("layout_b"), "d");
+
+    // Equal data in another physical column order (and row order) is equal, with and without
+    // checksums.
+    for extra in [&[][..], &["--checksums"][..]] {
+        let run = verify_core(&pg, "layout_a", "layout_b", extra);
+        assert_eq!(run.code, 0, "{extra:?}: {}", run.all());
+        assert!(run.stdout.contains("Schema: same"), "{}", run.stdout);
+        let ok = if extra.is_empty() { "ok" } else { "match ok" };
+        assert_eq!(
+            table_line(&run.stdout, "\"My Schema\".select"),
+            format!("\"My Schema\".select 300 300 {ok}")
+        );
+        assert_eq!(
+            table_line(&run.stdout, "\"My Schema\".\"we\"\"ird.name\""),
+            format!("\"My Schema\".\"we\"\"ird.name\" 500 500 {ok}")
+        );
+        assert_eq!(
+            table_line(&run.stdout, "public.reordered"),
+            format!("public.reordered 200 200 {ok}")
+        );
+        // No alembic_version on either side: "none" on both is the same.
+        assert!(run.stdout.contains("remote none"), "{}", run.stdout);
+    }
+    let run = verify_core(&pg, "layout_a", "layout_b", &["--json", "--checksums"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let report = json(&run);
+    let weird = report["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["schema"] == "My Schema" && t["table"] == "we\"ird.name")
+        .unwrap_or_else(|| panic!("{}", run.stdout))
+        .clone();
+    assert_eq!(weird["left_rows"], 500);
+    assert_eq!(weird["left_checksum"], weird["right_checksum"]);
+
+    // A changed value with equal counts: invisible to counts, caught by checksums, and the
+    // table is named.
+    query(
+        &pg.url("layout_b"),
+        r#"UPDATE "My Schema"."we""ird.name" SET payload = payload || '{"n": -1}' WHERE id = 250"#,
+    );
+    let run = verify_core(&pg, "layout_a", "layout_b", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let run = verify_core(&pg, "layout_a", "layout_b", &["--checksums"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "\"My Schema\".\"we\"\"ird.name\""),
+        "\"My Schema\".\"we\"\"ird.name\" 500 500 DIFF DIFF (contents)"
+    );
+    assert_eq!(
+        table_line(&run.stdout, "\"My Schema\".select"),
+        "\"My Schema\".select 300 300 match ok"
+    );
+    assert!(
+        run.stderr
+            .contains("core: DIFFERENT: 1 table with different contents (checksum)\n"),
+        "{}",
+        run.stderr
+    );
+    // Same count, same values but one numeric written with another scale: a changed value too.
+    query(
+        &pg.url("layout_b"),
+        r#"UPDATE "My Schema"."we""ird.name" SET payload = payload || '{"n": 250}' WHERE id = 250;
+           UPDATE "My Schema"."select" SET amount = 1.5 WHERE id = 2"#,
+    );
+    let run = verify_core(&pg, "layout_a", "layout_b", &["--checksums"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "\"My Schema\".\"we\"\"ird.name\""),
+        "\"My Schema\".\"we\"\"ird.name\" 500 500 match ok"
+    );
+    assert_eq!(
+        table_line(&run.stdout, "\"My Schema\".select"),
+        "\"My Schema\".select 300 300 DIFF DIFF (contents)"
+    );
+    query(
+        &pg.url("layout_b"),
+        r#"UPDATE "My Schema"."select" SET amount = 1.50 WHERE id = 2"#,
+    );
+    let run = verify_core(&pg, "layout_a", "layout_b", &["--checksums"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    // Orphans, sequences and schema differences under awkward names.
+    query(
+        &pg.url("layout_b"),
+        r#"SET session_replication_role = replica;
+           UPDATE "My Schema"."we""ird.name" SET "Order" = 100000 WHERE id IN (1, 2);
+           SET session_replication_role = DEFAULT;
+           SELECT setval(pg_get_serial_sequence('"My Schema"."select"', 'id'), 7);
+           ALTER TABLE "My Schema"."select" ALTER COLUMN "Order" TYPE bigint;
+           DROP INDEX "My Schema"."Idx ""quoted""";
+           ALTER TABLE "My Schema"."select" DROP CONSTRAINT "Unique Order""#,
+    );
+    let run = verify_core(&pg, "layout_a", "layout_b", &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    for line in [
+        r#"orphans on local: 2 row(s) of "My Schema"."we""ird.name" ("Order") have no parent in "My Schema".select (id)"#,
+        r#"sequence "My Schema".select_id_seq on local: next value 8 but "My Schema".select.id already reaches 300 (its max)"#,
+        r#"column "My Schema".select."Order": type integer (remote) vs bigint (local)"#,
+        r#"index "My Schema"."Idx ""quoted""": only on remote: CREATE INDEX "Idx ""quoted""" ON "My Schema"."we""ird.name" USING btree ("Order", at)"#,
+        r#"constraint "My Schema".select."Unique Order": only on remote: UNIQUE ("Order")"#,
+        r#"index "My Schema"."Unique Order": only on remote"#,
+    ] {
+        assert!(
+            run.stdout.contains(line),
+            "missing {line:?} in\n{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn exit_1_names_why_it_could_not_compare_and_2_for_a_missing_url() {
+    require_docker!();
+    let pg = PgContainer::start();
+    create_db(&pg, "present");
+    let present = pg.url("present");
+    let closed = support::url(support::free_port(), "present");
+    let wrong_password = format!(
+        "postgresql://{}:Wr0ngPassw0rd@127.0.0.1:{}/present",
+        support::USER,
+        pg.port
+    );
+    let missing = pg.url("no_such_database");
+    for (remote, reason, kind) in [
+        (
+            &closed,
+            "cannot reach postgresql://sigmasight:****@127.0.0.1:",
+            "unreachable",
+        ),
+        (&wrong_password, "authentication failed", "authentication"),
+        (&missing, "the database does not exist", "missing_database"),
+    ] {
+        let args = [
+            "db-verify",
+            "--core-only",
+            "--remote-url",
+            remote.as_str(),
+            "--local-url",
+            present.as_str(),
+        ];
+        let run = run_xtask(&args, &[]);
+        assert_eq!(run.code, 1, "{kind}: {}", run.all());
+        assert!(
+            run.stderr
+                .contains("db-verify could not compare core: remote: ")
+                && run.stderr.contains(reason),
+            "{kind}: {}",
+            run.stderr
+        );
+        assert!(!run.all().contains("Wr0ngPassw0rd"), "{}", run.all());
+
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let run = run_xtask(&json_args, &[]);
+        assert_eq!(run.code, 1, "{}", run.all());
+        let report = json(&run);
+        assert_eq!(report["status"], "error");
+        assert_eq!(report["databases"][0]["error"]["kind"], kind);
+        assert!(!run.all().contains("Wr0ngPassw0rd"), "{}", run.all());
+    }
+
+    // Comparing with itself: equal (exit 0); a URL that is not set: usage error (exit 2).
+    let run = verify_core(&pg, "present", "present", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let run = run_xtask(&["db-verify", "--core-only", "--local-url", &present], &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("--remote-url") && run.stderr.contains("RAILWAY_DB_URL"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_postgresql_15_side_compares_with_a_17_side() {
+    require_docker!();
+    // Remote on the host's PostgreSQL 15, local on the 17 container: the catalog queries and the
+    // checksums work on both, and the same seed is equal across the versions.
+    let cluster = support::HostCluster::start();
+    let pg = PgContainer::start();
+    let (old, new) = (cluster.url("sigmasight_db"), pg.url("sigmasight_db"));
+    std::thread::scope(|s| {
+        for url in [&old, &new] {
+            s.spawn(move || {
+                let run = run_xtask(&["seed", "--core-only"], &[("DATABASE_URL", url.as_str())]);
+                assert_eq!(run.code, 0, "{}", run.all());
+            });
+        }
+    });
+    let args = [
+        "db-verify",
+        "--core-only",
+        "--checksums",
+        "--remote-url",
+        old.as_str(),
+        "--local-url",
+        new.as_str(),
+    ];
+    let run = run_xtask(&args, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("(PostgreSQL 15."), "{}", run.stdout);
+    assert!(run.stdout.contains("(PostgreSQL 17."), "{}", run.stdout);
+    assert_eq!(
+        table_line(&run.stdout, "public.market_data_cache"),
+        "public.market_data_cache 193488 193488 match ok"
+    );
+
+    // Orphans and sequences are read on the 15 side too.
+    query(
+        &old,
+        "SET session_replication_role = replica;
+         DELETE FROM tags WHERE id = (SELECT tag_id FROM position_tags ORDER BY tag_id LIMIT 1);
+         SET session_replication_role = DEFAULT;
+         SELECT setval(pg_get_serial_sequence('market_data_cache', 'id'), 10);",
+    );
+    let run = run_xtask(&args, &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(
+        run.stdout.contains("orphans on remote: ")
+            && run.stdout.contains(
+                "have no parent in public.tags (id) [foreign key fk_position_tags_tag_id]"
+            ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("sequence public.market_data_cache_id_seq on remote: next value 11"),
+        "{}",
+        run.stdout
+    );
+}
