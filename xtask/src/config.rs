@@ -116,6 +116,15 @@ pub enum Side {
     Remote,
 }
 
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Local => "local",
+            Side::Remote => "remote",
+        }
+    }
+}
+
 /// The resolved settings of one run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -209,10 +218,7 @@ impl Config {
             let (flag, env) = url_setting(side, db);
             UsageError::new(format!(
                 "no {} {} database URL: pass {flag} or set {env} (in the environment or .env)",
-                match side {
-                    Side::Local => "local",
-                    Side::Remote => "remote",
-                },
+                side.label(),
                 match db {
                     Database::Core => "Core",
                     Database::Ai => "AI",

@@ -46,8 +46,8 @@ impl DbVerify {
             let local = config.require_url(Side::Local, db)?.clone();
             targets.push((
                 db,
-                Endpoint::new("remote", remote),
-                Endpoint::new("local", local),
+                Endpoint::new(Side::Remote.label(), remote),
+                Endpoint::new(Side::Local.label(), local),
             ));
         }
         let timeout = self

@@ -337,14 +337,7 @@ async fn probe(db: Database, url: &DbUrl, timeout: Duration) -> Result<ToolVersi
 }
 
 fn label(side: Side, db: Database) -> String {
-    format!(
-        "{} {}",
-        match side {
-            Side::Local => "local",
-            Side::Remote => "remote",
-        },
-        db.label()
-    )
+    format!("{} {}", side.label(), db.label())
 }
 
 fn check_alembic(sh: &Shell, checks: &mut Checks) {

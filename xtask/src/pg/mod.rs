@@ -186,14 +186,18 @@ pub fn describe_status(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// The last lines of a child's stderr, ready to append to an error message.
-pub fn tail_block(stderr: &str) -> String {
+/// The last non-blank lines of a child's stderr, indented for an error message.
+fn tail_lines(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
-        return String::new();
-    }
     let start = lines.len().saturating_sub(12);
-    format!("; stderr:\n  {}", lines[start..].join("\n  "))
+    (!lines.is_empty()).then(|| format!("\n  {}", lines[start..].join("\n  ")))
+}
+
+/// The tail of a child's stderr, ready to append to an error message (empty when it said nothing).
+pub fn tail_block(stderr: &str) -> String {
+    tail_lines(stderr)
+        .map(|lines| format!("; stderr:{lines}"))
+        .unwrap_or_default()
 }
 
 /// The tail of a log file, at most the last 4 KiB.
@@ -394,12 +398,7 @@ impl PreparedCommand {
 }
 
 fn indent_or_nothing(text: &str) -> String {
-    let block = tail_block(text);
-    if block.is_empty() {
-        " (nothing)".to_string()
-    } else {
-        block.trim_start_matches("; stderr:").to_string()
-    }
+    tail_lines(text).unwrap_or_else(|| " (nothing)".to_string())
 }
 
 /// Creates (truncates) a file readable only by its owner: logs may name tables and hosts.
