@@ -7,6 +7,8 @@ use std::fmt;
 pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const DIFFERENCES: u8 = 3;
+/// Ctrl-C, as shells report a SIGINT death: 128 + 2.
+pub const INTERRUPTED: u8 = 130;
 
 /// Bad input or a refused confirmation: exit 2. Nothing was changed.
 #[derive(Debug)]
@@ -38,8 +40,23 @@ impl fmt::Display for Differences {
 
 impl std::error::Error for Differences {}
 
+/// Ctrl-C stopped the command: exit 130. The message says what state the databases are in.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// The exit code for an error anywhere in the chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
+    if crate::interrupt::interrupted() || err.chain().any(|c| c.is::<Interrupted>()) {
+        return INTERRUPTED;
+    }
     for cause in err.chain() {
         if cause.is::<UsageError>() {
             return USAGE;

@@ -3,9 +3,12 @@
 
 pub mod alembic;
 pub mod commands;
+pub mod confirm;
 pub mod config;
 pub mod exit;
+pub mod interrupt;
 pub mod pg;
+pub mod transfer;
 pub mod verify;
 
 use std::path::PathBuf;

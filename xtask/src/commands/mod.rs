@@ -1,6 +1,7 @@
 //! The commands of `cargo xtask`, one module each, each a `run` on its arguments.
 
 pub mod db_init;
+pub mod db_pull;
 pub mod db_verify;
 pub mod doctor;
 pub mod seed;
@@ -25,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Pull remote (Railway) -> local, both databases: back up, replace, verify
-    DbPull(NotYetBuilt),
+    DbPull(db_pull::DbPull),
     /// Push local -> remote, both databases: schema first, then data, then verify
     DbPush(NotYetBuilt),
     /// Compare two sides: exact row counts, Alembic revisions, schema, optional checksums
@@ -55,7 +56,7 @@ impl Cli {
             bail!("`cargo xtask {name}` is not built yet (issue #{issue}); nothing was changed")
         };
         match self.command {
-            Command::DbPull(_) => pending("db-pull", 4),
+            Command::DbPull(cmd) => cmd.run(sh, &self.db),
             Command::DbPush(_) => pending("db-push", 5),
             Command::DbVerify(cmd) => cmd.run(sh, &self.db),
             Command::AlembicStamp(_) => pending("alembic-stamp", 6),

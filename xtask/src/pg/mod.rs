@@ -9,6 +9,8 @@
 
 pub mod client;
 pub mod container;
+pub mod lock;
+pub mod stream;
 pub mod version;
 
 use std::{
@@ -117,6 +119,19 @@ impl PreparedCommand {
         expr
     }
 
+    /// The same command for `std::process`, when the caller wires the pipes itself.
+    pub fn to_std(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(&self.args);
+        for name in &self.env_remove {
+            cmd.env_remove(name);
+        }
+        for (name, value) in &self.env {
+            cmd.env(name, value);
+        }
+        cmd
+    }
+
     /// Runs to completion and returns stdout; a non-zero exit is an error holding stderr's tail.
     pub fn read(&self, sh: &Shell) -> Result<String> {
         self.read_with_stdin(sh, None)
@@ -187,7 +202,7 @@ pub fn describe_status(status: std::process::ExitStatus) -> String {
 }
 
 /// The last non-blank lines of a child's stderr, indented for an error message.
-fn tail_lines(stderr: &str) -> Option<String> {
+pub(crate) fn tail_lines(stderr: &str) -> Option<String> {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(12);
     (!lines.is_empty()).then(|| format!("\n  {}", lines[start..].join("\n  ")))
@@ -201,7 +216,7 @@ pub fn tail_block(stderr: &str) -> String {
 }
 
 /// The tail of a log file, at most the last 4 KiB.
-fn tail_of_file(path: &Path) -> String {
+pub(crate) fn tail_of_file(path: &Path) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
     };
@@ -385,7 +400,7 @@ impl PgTools {
 
 impl PreparedCommand {
     /// `pg_dump` for `docker exec ... pg_dump ...`, else the program.
-    fn program_label(&self) -> String {
+    pub(crate) fn program_label(&self) -> String {
         if self.program == "docker" {
             for arg in &self.args {
                 if matches!(arg.as_str(), "pg_dump" | "psql" | "pg_restore") {

@@ -14,7 +14,7 @@ use std::{borrow::Cow, collections::BTreeMap, fmt, time::Duration};
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use serde::Serialize;
-use tokio_postgres::{Client, IsolationLevel, Transaction};
+use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
 use crate::config::DbUrl;
 use crate::pg::client::{self, quote_ident};
@@ -394,8 +394,28 @@ pub async fn begin<'a>(client: &'a mut Client, url: &DbUrl) -> Result<Transactio
     Ok(tx)
 }
 
+/// Opens, on a connection of its own, the read-only REPEATABLE READ transaction that a copy reads
+/// its source in, and exports its snapshot: pg_dump runs with `--snapshot=<id>`, so that the
+/// counts taken here and the rows dumped are the same rows, even while the source takes writes.
+/// The snapshot lives as long as this transaction stays open on `client`.
+pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<String> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .with_context(|| format!("starting a read-only transaction on {url}"))?;
+    client
+        .batch_execute(SETTINGS_SQL)
+        .await
+        .with_context(|| format!("setting up the session on {url}"))?;
+    let row = client
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+        .with_context(|| format!("exporting a snapshot on {url}"))?;
+    Ok(row.get(0))
+}
+
 /// Phase one: the structure of the database.
-pub async fn read_catalog(tx: &Transaction<'_>, url: &DbUrl) -> Result<Catalog> {
+pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Result<Catalog> {
     let ctx = |what: &str| format!("reading the {what} of {url}");
     let tables_sql = with_user_tables(TABLES_SQL);
     let columns_sql = with_user_tables(COLUMNS_SQL);
@@ -527,8 +547,8 @@ pub async fn read_catalog(tx: &Transaction<'_>, url: &DbUrl) -> Result<Catalog> 
 
 /// The `alembic_version` table (in `public` if there is one there, else the first schema that
 /// has one) and its revisions; `None` when the database has no such table.
-async fn read_alembic(
-    tx: &Transaction<'_>,
+async fn read_alembic<C: GenericClient + Sync>(
+    tx: &C,
     url: &DbUrl,
     catalog: &Catalog,
 ) -> Result<Option<AlembicState>> {
@@ -670,7 +690,7 @@ enum Outcome {
     Sequence(Option<i64>),
 }
 
-async fn run_job(tx: &Transaction<'_>, url: &DbUrl, job: Job<'_>) -> Result<Outcome> {
+async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> Result<Outcome> {
     match job {
         Job::Table(plan, sql) => {
             let row = tx.query_one(&sql, &[]).await.with_context(|| {
@@ -722,8 +742,8 @@ async fn run_job(tx: &Transaction<'_>, url: &DbUrl, job: Job<'_>) -> Result<Outc
 
 /// Phase two: row counts and checksums of the planned tables, orphans of every foreign key, and
 /// the columns behind every owned sequence, pipelined on the side's one connection.
-pub async fn measure(
-    tx: &Transaction<'_>,
+pub async fn measure<C: GenericClient + Sync>(
+    tx: &C,
     url: &DbUrl,
     catalog: &Catalog,
     plans: &[TablePlan],

@@ -434,7 +434,7 @@ fn both<L, R>(left: &Endpoint, l: Result<L>, right: &Endpoint, r: Result<R>) -> 
 /// What each side measures: every table's rows; with checksums, over the columns both sides
 /// have (a column on one side only is a schema difference already, and leaving it out lets the
 /// checksum say whether the shared data is the same).
-fn plans(left: &Catalog, right: &Catalog, checksums: bool) -> (Vec<TablePlan>, Vec<TablePlan>) {
+pub fn plans(left: &Catalog, right: &Catalog, checksums: bool) -> (Vec<TablePlan>, Vec<TablePlan>) {
     let plan = |own: &Catalog, other: &Catalog| -> Vec<TablePlan> {
         own.tables
             .iter()

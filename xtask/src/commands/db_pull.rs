@@ -1,0 +1,736 @@
+//! `cargo xtask db-pull`: remote (Railway) -> local, Core and AI (unless `--core-only`).
+//!
+//! The local database is never dropped before its replacement is complete and verified: the copy
+//! is built in a staging database next to it (`<name>_xtask_new`: extensions, schema from the
+//! migrations or the source, data streamed by COPY in one transaction, then checked against the
+//! source's snapshot), and only then swapped in by two renames in one transaction. Any failure or
+//! Ctrl-C before the swap drops the staging database and leaves the local one exactly as it was.
+//! A backup of each local database is still written first (`--no-backup` skips it), for a pull
+//! that succeeded but brought the wrong data.
+//!
+//! With `--tables` / `--exclude-table` only those tables' data is replaced, in place, in one
+//! transaction that checks every row count before it commits.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use xshell::Shell;
+
+use crate::{
+    alembic::AlembicConfig,
+    backend_dir,
+    config::{Config, Database, DbArgs, DbUrl, Side},
+    confirm::confirm_destructive,
+    exit::{Interrupted, UsageError},
+    interrupt,
+    pg::{
+        client::{self, quote_ident},
+        lock::{self, DbLock},
+        stream::StreamProgress,
+        PgTools, Tool,
+    },
+    transfer::{
+        self,
+        backup::{self, Backup},
+        load::LoadMode,
+        CopyArgs, Expectations, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
+    },
+    verify::{catalog::Snapshot, AlembicHeads, Endpoint},
+};
+
+#[derive(Args, Debug)]
+pub struct DbPull {
+    #[command(flatten)]
+    pub copy: CopyArgs,
+    /// End other sessions on the local databases (the app, a psql) instead of refusing
+    #[arg(long)]
+    pub terminate_connections: bool,
+}
+
+/// One database's pull, as it goes.
+struct Pull {
+    db: Database,
+    source: SourceRead,
+    target: DbUrl,
+    selection: Selection,
+    heads: Vec<String>,
+    before: Option<Snapshot>,
+    size: Option<i64>,
+    lock: DbLock,
+    staging: Option<DbUrl>,
+    backup: Option<Backup>,
+    logs: LoadLogs,
+    warnings: Vec<String>,
+    verified: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PullReport {
+    database: Database,
+    source: String,
+    target: String,
+    tables: usize,
+    rows: i64,
+    backup: Option<Backup>,
+    logs: LoadLogs,
+    verified: Option<String>,
+    warnings: Vec<String>,
+}
+
+impl Pull {
+    fn report(&self) -> PullReport {
+        PullReport {
+            database: self.db,
+            source: self.source.endpoint.url.to_string(),
+            target: self.target.to_string(),
+            tables: self.selection.tables.len(),
+            rows: self.rows(),
+            backup: self.backup.clone(),
+            logs: self.logs.clone(),
+            verified: self.verified.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    fn rows(&self) -> i64 {
+        self.selection
+            .tables
+            .iter()
+            .map(|t| self.source.rows(t))
+            .sum()
+    }
+}
+
+/// `<name><suffix>`, cut to PostgreSQL's 63-byte limit on the name's side.
+fn sibling_name(dbname: &str, suffix: &str) -> String {
+    let mut base = dbname.to_string();
+    while base.len() + suffix.len() > 63 {
+        base.pop();
+    }
+    format!("{base}{suffix}")
+}
+
+impl DbPull {
+    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
+        interrupt::install();
+        let config = Config::from_args(args)?;
+        let rt = Runtime::new()?;
+        let timeout = self.copy.connect_timeout();
+        let stamp = backup::timestamp();
+        // Human text goes to stderr; stdout carries the result (or the JSON document).
+        let say = |line: String| eprintln!("{line}");
+
+        // 1. Preflight: nothing local is touched until every source is read and checked.
+        let tools = PgTools::resolve(sh, config.via, config.container.as_deref())?;
+        let mut pulls = Vec::new();
+        for db in config.databases() {
+            let source_url = config.require_url(Side::Remote, db)?.clone();
+            let target = config.require_url(Side::Local, db)?.clone();
+            if source_url.same_database(&target) {
+                return Err(UsageError::new(format!(
+                    "the remote and local {} URLs are the same database ({target}): a pull would \
+                     replace it with itself",
+                    db.label()
+                ))
+                .into());
+            }
+            pulls.push(self.preflight(sh, &rt, &tools, db, source_url, target, timeout, &stamp)?);
+        }
+
+        // 2. The plan, and confirmation.
+        for p in &pulls {
+            say(self.plan_text(p));
+        }
+        if self.copy.dry_run {
+            say("dry run: nothing was changed".to_string());
+            return self.finish(&config, &pulls, true);
+        }
+        for p in &pulls {
+            let action = if p.selection.partial {
+                format!(
+                    "replace the data of {} table(s) in the local {} database {}",
+                    p.selection.tables.len(),
+                    p.db.label(),
+                    p.target.dbname()
+                )
+            } else {
+                format!(
+                    "replace the local {} database {} with the remote's",
+                    p.db.label(),
+                    p.target.dbname()
+                )
+            };
+            confirm_destructive(&action, p.target.dbname(), config.yes)?;
+        }
+
+        // 3. Backups.
+        if !self.copy.no_backup {
+            for p in pulls.iter_mut().filter(|p| p.before.is_some()) {
+                interrupt::check("the backups (nothing was changed)")?;
+                let b = backup::take(
+                    &tools,
+                    Side::Local,
+                    &p.target,
+                    &backup::backups_dir(),
+                    &stamp,
+                )
+                .with_context(|| {
+                    format!(
+                        "backing up the local {} database (nothing was changed)",
+                        p.db.label()
+                    )
+                })?;
+                say(format!(
+                    "{}: backup of {} written to {} ({})",
+                    p.db.label(),
+                    p.target.dbname(),
+                    b.path.display(),
+                    transfer::human_bytes(b.bytes as i64)
+                ));
+                p.backup = Some(b);
+            }
+        }
+
+        // 4-7. Build and verify each copy; 8. swap them in. Any failure: discard the copies.
+        let result = self.copy_all(sh, &rt, &tools, &mut pulls, timeout, &say);
+        if let Err(e) = result {
+            let cleanup = self.discard_staging(&rt, &pulls);
+            let state = self.state_after_failure(&pulls, cleanup);
+            if interrupt::interrupted() {
+                return Err(Interrupted(format!("db-pull interrupted: {e:#}\n{state}")).into());
+            }
+            return Err(e.context(format!("db-pull failed\n{state}")));
+        }
+        self.finish(&config, &pulls, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn preflight(
+        &self,
+        sh: &Shell,
+        rt: &Runtime,
+        tools: &PgTools,
+        db: Database,
+        source_url: DbUrl,
+        target: DbUrl,
+        timeout: Duration,
+        stamp: &str,
+    ) -> Result<Pull> {
+        let label = db.label();
+        let source = rt
+            .block_on(SourceRead::open(
+                Endpoint::new(Side::Remote.label(), source_url),
+                timeout,
+            ))
+            .with_context(|| format!("reading the remote {label} database; nothing local was touched"))?;
+        transfer::check_tools(sh, tools, &source)
+            .with_context(|| format!("checking the tools for {label}; nothing local was touched"))?;
+        let heads = match self.copy.schema {
+            SchemaMode::Migrations => transfer::check_source_revision(
+                sh,
+                db,
+                &source,
+                self.copy.allow_revision_mismatch,
+            )
+            .with_context(|| format!("{label}: nothing local was touched"))?,
+            SchemaMode::Source => Vec::new(),
+        };
+        let selection = transfer::select_tables(
+            &source.catalog,
+            &self.copy.tables,
+            &self.copy.exclude_tables,
+            self.copy.schema,
+        )?;
+
+        let lock = rt
+            .block_on(lock::acquire(
+                &target.with_dbname("postgres"),
+                target.dbname(),
+                "db-pull",
+                timeout,
+            ))
+            .with_context(|| format!("locking the local {label} database"))?;
+        let exists = rt.block_on(client::database_exists(lock.client(), target.dbname()))?;
+        let (before, size) = if exists {
+            let snap = rt
+                .block_on(transfer::read_snapshot(&target, timeout))
+                .with_context(|| format!("reading the local {label} database {target}"))?;
+            let size: i64 = rt
+                .block_on(lock.client().query_one(
+                    "SELECT pg_catalog.pg_database_size($1::text)",
+                    &[&target.dbname()],
+                ))
+                .with_context(|| format!("reading the size of {target}"))?
+                .get(0);
+            (Some(snap), Some(size))
+        } else {
+            (None, None)
+        };
+        if selection.partial {
+            let Some(before) = &before else {
+                bail!(
+                    "the local {label} database {} does not exist: a pull of some tables needs \
+                     it; run a full pull (without --tables/--exclude-table) or `cargo xtask \
+                     db-init` first",
+                    target.dbname()
+                );
+            };
+            transfer::check_target_can_hold(&source.catalog, &before.catalog, &selection, "local")?;
+        } else if exists {
+            let sessions = rt.block_on(transfer::sessions_after_grace(
+                lock.client(),
+                target.dbname(),
+            ))?;
+            if !sessions.is_empty() && !self.terminate_connections {
+                bail!(
+                    "the local {label} database {} has {} other session(s): {}. Stop the app \
+                     (and any psql) using it, or pass --terminate-connections; nothing was \
+                     changed",
+                    target.dbname(),
+                    sessions.len(),
+                    sessions.join("; ")
+                );
+            }
+        }
+        Ok(Pull {
+            db,
+            logs: LoadLogs::new(&backup::logs_dir(), "db-pull", db, stamp),
+            source,
+            target,
+            selection,
+            heads,
+            before,
+            size,
+            lock,
+            staging: None,
+            backup: None,
+            warnings: Vec::new(),
+            verified: None,
+        })
+    }
+
+    fn plan_text(&self, p: &Pull) -> String {
+        let mut out = format!(
+            "{}: pull {} -> {}\n  source: PostgreSQL {}, {} tables to copy, {} rows\n",
+            p.db.label(),
+            p.source.endpoint.url,
+            p.target,
+            p.source.version.text,
+            p.selection.tables.len(),
+            p.rows()
+        );
+        match (&p.before, p.size) {
+            (Some(before), Some(size)) => {
+                let rows: i64 = before.measures.tables.values().map(|m| m.rows).sum();
+                let what = if p.selection.partial {
+                    format!(
+                        "the data of {} of its {} tables is replaced",
+                        p.selection.tables.len(),
+                        before.catalog.tables.len()
+                    )
+                } else {
+                    "it is replaced whole".to_string()
+                };
+                out += &format!(
+                    "  local: {} ({}, {} tables, {rows} rows): {what}\n",
+                    p.target.dbname(),
+                    transfer::human_bytes(size),
+                    before.catalog.tables.len()
+                );
+            }
+            _ => out += &format!("  local: {} does not exist yet: it is created\n", p.target.dbname()),
+        }
+        out += &format!(
+            "  schema: {}\n",
+            match (self.copy.schema, p.selection.partial) {
+                (_, true) => "kept as it is".to_string(),
+                (SchemaMode::Migrations, _) => format!(
+                    "alembic -c {} upgrade head ({})",
+                    AlembicConfig::of(p.db).ini(),
+                    p.heads.join(", ")
+                ),
+                (SchemaMode::Source, _) => "the source's own (pg_dump --schema-only)".to_string(),
+            }
+        );
+        let mut largest: Vec<_> = p
+            .selection
+            .tables
+            .iter()
+            .map(|t| (p.source.rows(t), t))
+            .collect();
+        largest.sort_by(|a, b| b.0.cmp(&a.0));
+        for (rows, t) in largest.iter().take(8) {
+            out += &format!(
+                "    {t}: {rows} rows, {}\n",
+                transfer::human_bytes(p.source.sizes.get(*t).copied().unwrap_or(0))
+            );
+        }
+        if largest.len() > 8 {
+            out += &format!("    ... and {} more tables\n", largest.len() - 8);
+        }
+        out += &format!(
+            "  backup: {}",
+            if self.copy.no_backup {
+                "none (--no-backup)".to_string()
+            } else if p.before.is_some() {
+                format!("custom format, under {}", backup::backups_dir().display())
+            } else {
+                "nothing to back up".to_string()
+            }
+        );
+        out
+    }
+
+    fn copy_all(
+        &self,
+        sh: &Shell,
+        rt: &Runtime,
+        tools: &PgTools,
+        pulls: &mut [Pull],
+        timeout: Duration,
+        say: &dyn Fn(String),
+    ) -> Result<()> {
+        for p in pulls.iter_mut() {
+            let label = p.db.label();
+            if p.selection.partial {
+                self.load_and_check(rt, tools, p, p.target.clone(), timeout, say)
+                    .with_context(|| format!("{label}: loading the selected tables"))?;
+            } else {
+                let staging = self
+                    .build_staging(sh, rt, tools, p, timeout, say)
+                    .with_context(|| format!("{label}: building the new copy"))?;
+                self.load_and_check(rt, tools, p, staging, timeout, say)
+                    .with_context(|| format!("{label}: loading the data"))?;
+            }
+        }
+        interrupt::check("the last checks (nothing was changed)")?;
+        for p in pulls.iter_mut().filter(|p| p.staging.is_some()) {
+            self.swap(rt, p)?;
+            say(format!(
+                "{}: local database {} replaced",
+                p.db.label(),
+                p.target.dbname()
+            ));
+        }
+        Ok(())
+    }
+
+    fn build_staging(
+        &self,
+        sh: &Shell,
+        rt: &Runtime,
+        tools: &PgTools,
+        p: &mut Pull,
+        timeout: Duration,
+        say: &dyn Fn(String),
+    ) -> Result<DbUrl> {
+        let name = sibling_name(p.target.dbname(), "_xtask_new");
+        let staging = p.target.with_dbname(&name);
+        let admin = p.lock.client();
+        // A leftover of a run that was killed: ours to drop, since we hold the lock.
+        rt.block_on(admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&name)
+        )))
+        .with_context(|| format!("dropping a leftover staging database {name}"))?;
+        rt.block_on(admin.batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(&name)
+        )))
+        .with_context(|| format!("creating the staging database {name} next to {}", p.target))?;
+        p.staging = Some(staging.clone());
+
+        let mut extensions: Vec<String> = p
+            .source
+            .catalog
+            .extensions
+            .keys()
+            .filter(|e| e.as_str() != "plpgsql")
+            .cloned()
+            .collect();
+        if p.db == Database::Ai && !extensions.iter().any(|e| e == "vector") {
+            extensions.push("vector".to_string());
+        }
+        rt.block_on(async {
+            let conn = client::connect(&staging, timeout).await?;
+            for ext in &extensions {
+                conn.batch_execute(&format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext)))
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "creating extension {ext} in {staging}: is it installed on the local \
+                             server (pgvector: image pgvector/pgvector:pg17)?"
+                        )
+                    })?;
+            }
+            anyhow::Ok(())
+        })?;
+        interrupt::check("the schema step")?;
+
+        match self.copy.schema {
+            SchemaMode::Migrations => {
+                AlembicConfig::of(p.db).upgrade(sh, &backend_dir(), &staging, "head")?;
+                say(format!(
+                    "{}: schema built by alembic -c {} upgrade head",
+                    p.db.label(),
+                    AlembicConfig::of(p.db).ini()
+                ));
+            }
+            SchemaMode::Source => {
+                let snapshot = format!("--snapshot={}", p.source.snapshot);
+                let dump = tools.command(
+                    Tool::PgDump,
+                    Side::Remote,
+                    &p.source.endpoint.url,
+                    &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
+                );
+                let load = tools.command(
+                    Tool::Psql,
+                    Side::Local,
+                    &staging,
+                    &["--quiet", "--single-transaction"],
+                );
+                let schema_log = |path: &std::path::Path| path.with_extension("schema.log");
+                PgTools::pipe(&dump, &load, &schema_log(&p.logs.dump), &schema_log(&p.logs.load))
+                    .context("copying the source's schema")?;
+                say(format!("{}: schema copied from the source", p.db.label()));
+            }
+        }
+        interrupt::check("the schema step")?;
+        let built = rt.block_on(transfer::read_snapshot(&staging, timeout))?;
+        transfer::check_target_can_hold(
+            &p.source.catalog,
+            &built.catalog,
+            &p.selection,
+            "local (as built)",
+        )?;
+        Ok(staging)
+    }
+
+    fn load_and_check(
+        &self,
+        rt: &Runtime,
+        tools: &PgTools,
+        p: &mut Pull,
+        into: DbUrl,
+        timeout: Duration,
+        say: &dyn Fn(String),
+    ) -> Result<()> {
+        let label = p.db.label();
+        let mut shaper = rt.block_on(transfer::prepare_load(
+            &into,
+            timeout,
+            LoadMode::Replace,
+            &p.selection,
+        ))?;
+        shaper.expect_rows(
+            p.selection
+                .tables
+                .iter()
+                .map(|t| (t.clone(), p.source.rows(t)))
+                .collect(),
+        );
+        let progress = StreamProgress::default();
+        transfer::load_data(
+            tools,
+            &p.source,
+            Side::Remote,
+            &into,
+            Side::Local,
+            &p.selection,
+            &mut shaper,
+            &p.logs,
+            &progress,
+        )?;
+        interrupt::check("the data load")?;
+        let loaded = progress.snapshot();
+        say(format!(
+            "{label}: {} tables, {} rows loaded by COPY (log: {})",
+            loaded.len(),
+            loaded.iter().map(|t| t.rows).sum::<u64>(),
+            p.logs.load.display()
+        ));
+        let heads = (self.copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {
+            config: AlembicConfig::of(p.db).ini().to_string(),
+            heads: p.heads.clone(),
+            error: None,
+        });
+        let expect = Expectations {
+            selection: &p.selection,
+            mode: LoadMode::Replace,
+            alembic: !p.selection.partial && !self.copy.allow_revision_mismatch,
+            checksums: self.copy.checksums,
+            heads,
+        };
+        let target = Endpoint::new(Side::Local.label(), into);
+        let check = rt.block_on(transfer::verify_copy(p.db, &p.source, &target, &expect, timeout))?;
+        for w in &check.warnings {
+            say(format!("{label}: warning: {w}"));
+        }
+        p.warnings = check.warnings.clone();
+        if !check.problems.is_empty() {
+            bail!(
+                "the copy does not match the source:\n  {}",
+                check.problems.join("\n  ")
+            );
+        }
+        let summary = check.comparison.summary();
+        say(format!("verified against the source's snapshot: {summary}"));
+        p.verified = Some(summary);
+        Ok(())
+    }
+
+    /// Swaps the verified staging database in: two renames in one transaction.
+    fn swap(&self, rt: &Runtime, p: &mut Pull) -> Result<()> {
+        let staging = p.staging.clone().expect("a staging database to swap in");
+        let admin = p.lock.client();
+        let target = p.target.dbname();
+        let label = p.db.label();
+        rt.block_on(async {
+            if p.before.is_some() {
+                if self.terminate_connections {
+                    let n = transfer::terminate_sessions(admin, target).await?;
+                    if n > 0 {
+                        eprintln!("{label}: ended {n} other session(s) on {target}");
+                    }
+                }
+                let sessions = transfer::sessions_after_grace(admin, target).await?;
+                if !sessions.is_empty() {
+                    bail!(
+                        "the local database {target} has other session(s) now: {}; stop them \
+                         (or pass --terminate-connections) and pull again",
+                        sessions.join("; ")
+                    );
+                }
+            }
+            let old = sibling_name(target, &format!("_xtask_old_{}", std::process::id()));
+            admin.batch_execute("BEGIN").await?;
+            let renamed = async {
+                if p.before.is_some() {
+                    admin
+                        .batch_execute(&format!(
+                            "ALTER DATABASE {} RENAME TO {}",
+                            quote_ident(target),
+                            quote_ident(&old)
+                        ))
+                        .await?;
+                }
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(staging.dbname()),
+                        quote_ident(target)
+                    ))
+                    .await?;
+                admin.batch_execute("COMMIT").await
+            }
+            .await;
+            if let Err(e) = renamed {
+                let _ = admin.batch_execute("ROLLBACK").await;
+                return Err(anyhow::Error::new(e)
+                    .context(format!("swapping the new copy in as {target}")));
+            }
+            p.staging = None;
+            if p.before.is_some() {
+                if let Err(e) = admin
+                    .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quote_ident(&old)))
+                    .await
+                {
+                    eprintln!(
+                        "{label}: warning: the replaced database is left as {old} (dropping it \
+                         failed: {e}); drop it by hand when you no longer need it"
+                    );
+                }
+            }
+            anyhow::Ok(())
+        })
+    }
+
+    /// Drops every staging database that was created; returns what could not be dropped.
+    fn discard_staging(&self, rt: &Runtime, pulls: &[Pull]) -> Vec<String> {
+        let mut left = Vec::new();
+        for p in pulls {
+            if let Some(staging) = &p.staging {
+                let dropped = rt.block_on(p.lock.client().batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(staging.dbname())
+                )));
+                if dropped.is_err() {
+                    left.push(staging.dbname().to_string());
+                }
+            }
+        }
+        left
+    }
+
+    fn state_after_failure(&self, pulls: &[Pull], leftovers: Vec<String>) -> String {
+        let mut lines = Vec::new();
+        for p in pulls {
+            let state = if p.selection.partial {
+                "unchanged (the load's transaction was rolled back)".to_string()
+            } else if p.staging.is_some() {
+                "unchanged (the new copy was discarded before the swap)".to_string()
+            } else if p.verified.is_some() {
+                "replaced by the verified copy".to_string()
+            } else {
+                "unchanged".to_string()
+            };
+            let backup = p
+                .backup
+                .as_ref()
+                .map(|b| format!("; backup: {}", b.path.display()))
+                .unwrap_or_default();
+            lines.push(format!(
+                "  local {} database {}: {state}{backup}",
+                p.db.label(),
+                p.target.dbname()
+            ));
+        }
+        for name in leftovers {
+            lines.push(format!(
+                "  the staging database {name} could not be dropped: drop it by hand (DROP \
+                 DATABASE \"{name}\")"
+            ));
+        }
+        lines.join("\n")
+    }
+
+    fn finish(&self, config: &Config, pulls: &[Pull], dry_run: bool) -> Result<()> {
+        if config.json {
+            let doc = serde_json::json!({
+                "command": "db-pull",
+                "ok": true,
+                "dry_run": dry_run,
+                "databases": pulls.iter().map(Pull::report).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        } else if !dry_run {
+            for p in pulls {
+                println!(
+                    "pulled {} rows in {} tables into {}: {}",
+                    p.rows(),
+                    p.selection.tables.len(),
+                    p.target.dbname(),
+                    p.verified.as_deref().unwrap_or("verified")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sibling_names_fit_postgres_limit() {
+        assert_eq!(sibling_name("sigmasight_db", "_xtask_new"), "sigmasight_db_xtask_new");
+        let long = "d".repeat(63);
+        let name = sibling_name(&long, "_xtask_new");
+        assert_eq!(name.len(), 63);
+        assert!(name.ends_with("_xtask_new"));
+    }
+}

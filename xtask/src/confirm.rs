@@ -1,0 +1,60 @@
+//! Rule 6 of the design: a destructive step on a terminal asks for the target database's name to
+//! be typed; without a terminal it needs `--yes`, and refuses (exit 2) otherwise.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+
+use crate::exit::UsageError;
+
+/// Asks before `action` (for example "replace local core database sigmasight_db") is done to the
+/// database `expected`. `--yes` skips the question; no terminal and no `--yes` is a usage error.
+pub fn confirm_destructive(action: &str, expected: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError::new(format!(
+            "refusing to {action} without confirmation: there is no terminal to ask on; pass \
+             --yes to confirm (nothing was changed)"
+        ))
+        .into());
+    }
+    let mut stderr = std::io::stderr();
+    write!(
+        stderr,
+        "This will {action}.\nType the database name `{expected}` to continue: "
+    )
+    .and_then(|_| stderr.flush())
+    .context("writing the confirmation prompt")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the confirmation")?;
+    check_answer(answer.trim_end_matches(['\r', '\n']), expected)
+}
+
+fn check_answer(answer: &str, expected: &str) -> Result<()> {
+    if answer == expected {
+        Ok(())
+    } else {
+        Err(UsageError::new(format!(
+            "confirmation refused: typed `{answer}`, expected `{expected}` (nothing was changed)"
+        ))
+        .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_name_confirms() {
+        assert!(check_answer("sigmasight_db", "sigmasight_db").is_ok());
+        let err = check_answer("sigmasight", "sigmasight_db").unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(err.to_string().contains("expected `sigmasight_db`"), "{err}");
+    }
+}

@@ -1,0 +1,381 @@
+//! Streams pg_dump's plain data output into psql, through the xtask: `pg_dump --data-only` ->
+//! relay -> `psql`. The relay reads line by line with a fixed buffer (memory stays flat however
+//! big the tables are), counts each table's rows and bytes for progress, and wraps the stream in
+//! the transaction that makes the load all-or-nothing:
+//!
+//! - it writes `BEGIN` and the caller's prologue before the first byte of the dump;
+//! - it writes the epilogue and `COMMIT` only after pg_dump has exited 0 and the stream ended
+//!   outside a COPY block. A pg_dump that dies, is killed or is interrupted leaves psql at end of
+//!   input with the transaction still open: psql exits, the server rolls back, nothing is kept.
+//!   (psql's own `--single-transaction` would COMMIT at end of input, partial data included.)
+//!
+//! A `Shaper` may rewrite the COPY headers (upsert loads into temporary tables) and drop other
+//! lines (sequence settings), and writes the prologue and epilogue from what it saw.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, BufWriter, Write},
+    path::Path,
+    process::{Child, ExitStatus, Stdio},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use anyhow::{Context, Result};
+
+use crate::interrupt;
+use crate::pg::{describe_status, private_file, tail_lines, tail_of_file, PreparedCommand};
+use crate::verify::catalog::QualifiedName;
+
+/// `COPY public.users (id, "Full Name") FROM stdin;` as pg_dump writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyHeader {
+    pub table: QualifiedName,
+    pub columns: Vec<String>,
+}
+
+impl CopyHeader {
+    /// Parses a COPY header line (without its newline); `None` for any other line.
+    pub fn parse(line: &str) -> Option<CopyHeader> {
+        let rest = line.strip_prefix("COPY ")?;
+        let (schema, rest) = parse_ident(rest)?;
+        let rest = rest.strip_prefix('.')?;
+        let (name, rest) = parse_ident(rest)?;
+        let mut rest = rest.strip_prefix(" (")?;
+        let mut columns = Vec::new();
+        loop {
+            let (column, after) = parse_ident(rest)?;
+            columns.push(column);
+            if let Some(after) = after.strip_prefix(", ") {
+                rest = after;
+            } else {
+                rest = after.strip_prefix(')')?;
+                break;
+            }
+        }
+        (rest == " FROM stdin;").then(|| CopyHeader {
+            table: QualifiedName::new(schema, name),
+            columns,
+        })
+    }
+}
+
+/// One identifier as pg_dump prints it: `"quoted ""like"" this"` or plain; returns the rest.
+fn parse_ident(s: &str) -> Option<(String, &str)> {
+    if let Some(mut rest) = s.strip_prefix('"') {
+        let mut ident = String::new();
+        loop {
+            let end = rest.find('"')?;
+            ident.push_str(&rest[..end]);
+            rest = &rest[end + 1..];
+            match rest.strip_prefix('"') {
+                Some(after) => {
+                    ident.push('"');
+                    rest = after;
+                }
+                None => return Some((ident, rest)),
+            }
+        }
+    }
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .unwrap_or(s.len());
+    (end > 0).then(|| (s[..end].to_string(), &s[end..]))
+}
+
+/// What a load does around and inside the dump's stream.
+pub trait Shaper {
+    /// SQL written right after `BEGIN`, before the dump.
+    fn prologue(&mut self) -> String;
+    /// The header line to send for a COPY block (the line itself, or a rewritten one).
+    fn copy_header(&mut self, header: &CopyHeader, line: &str) -> String {
+        let _ = header;
+        line.to_string()
+    }
+    /// Whether a line outside COPY data is passed on (sequence settings may be dropped).
+    fn keep_line(&mut self, line: &str) -> bool {
+        let _ = line;
+        true
+    }
+    /// SQL written after the dump, before `COMMIT`, knowing every table that was sent.
+    fn epilogue(&mut self, loaded: &[TableProgress]) -> String;
+}
+
+/// One table's part of the stream.
+#[derive(Clone, Debug)]
+pub struct TableProgress {
+    pub header: CopyHeader,
+    pub rows: u64,
+    pub bytes: u64,
+    pub done: bool,
+}
+
+/// Shared with a progress display: which tables have been sent, and how much.
+#[derive(Clone, Default)]
+pub struct StreamProgress {
+    pub tables: Arc<Mutex<Vec<TableProgress>>>,
+    pub bytes: Arc<AtomicU64>,
+}
+
+impl StreamProgress {
+    pub fn snapshot(&self) -> Vec<TableProgress> {
+        self.tables.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn current(&self) -> Option<QualifiedName> {
+        self.tables
+            .lock()
+            .ok()
+            .and_then(|t| t.iter().rev().find(|t| !t.done).map(|t| t.header.table.clone()))
+    }
+}
+
+/// Why a relay failed, with the table that was being sent when it did.
+#[derive(Debug)]
+pub struct LoadFailure {
+    pub message: String,
+    pub table: Option<QualifiedName>,
+}
+
+impl std::fmt::Display for LoadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LoadFailure {}
+
+/// Runs `dump | relay | load`. `dump` must write plain SQL on stdout (pg_dump's default format);
+/// `load` is a psql reading stdin. Each side's stderr goes to its own private log.
+pub fn relay(
+    dump: &PreparedCommand,
+    load: &PreparedCommand,
+    shaper: &mut dyn Shaper,
+    dump_log: &Path,
+    load_log: &Path,
+    progress: &StreamProgress,
+) -> Result<()> {
+    for log in [dump_log, load_log] {
+        if let Some(dir) = log.parent() {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("creating the log folder {}", dir.display()))?;
+        }
+    }
+    let load_out = private_file(load_log)?;
+    let mut load_child = load
+        .to_std()
+        .stdin(Stdio::piped())
+        .stdout(load_out.try_clone()?)
+        .stderr(load_out)
+        .spawn()
+        .with_context(|| format!("starting `{load}`"))?;
+    let mut dump_child = match dump
+        .to_std()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(private_file(dump_log)?)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = load_child.kill();
+            let _ = load_child.wait();
+            return Err(e).with_context(|| format!("starting `{dump}`"));
+        }
+    };
+
+    let _watch_load = interrupt::watch(load_child.id());
+    let _watch_dump = interrupt::watch(dump_child.id());
+    let copied = copy_stream(&mut dump_child, &mut load_child, shaper, progress);
+    let (dump_status, load_status) = match &copied {
+        // psql stopped reading: it failed. pg_dump may be blocked on a full pipe; stop it.
+        Err(Stop::LoadClosed) => {
+            let _ = dump_child.kill();
+            (dump_child.wait(), load_child.wait())
+        }
+        _ => {
+            let dump_status = dump_child.wait();
+            (dump_status, load_child.wait())
+        }
+    };
+    let dump_status = dump_status.with_context(|| format!("waiting for `{dump}`"))?;
+    let load_status = load_status.with_context(|| format!("waiting for `{load}`"))?;
+    let table = progress.current();
+    let failure = |message: String| -> anyhow::Error {
+        LoadFailure {
+            message,
+            table: table.clone(),
+        }
+        .into()
+    };
+    let said = |cmd: &PreparedCommand, log: &Path| {
+        format!(
+            "\n  {} said:{}",
+            cmd.program_label(),
+            tail_lines(&tail_of_file(log)).unwrap_or_else(|| " (nothing)".to_string())
+        )
+    };
+    let at = table
+        .as_ref()
+        .map(|t| format!(" while {t} was being loaded"))
+        .unwrap_or_default();
+    if !load_status.success() {
+        return Err(failure(format!(
+            "loading into the target failed{at} ({}){}{}",
+            describe_status(load_status),
+            said(load, load_log),
+            if dump_status.success() {
+                String::new()
+            } else {
+                said(dump, dump_log)
+            }
+        )));
+    }
+    if !dump_status.success() {
+        return Err(failure(format!(
+            "reading the source failed{at} ({}); the load was rolled back{}",
+            describe_status(dump_status),
+            said(dump, dump_log)
+        )));
+    }
+    match copied {
+        Ok(()) => Ok(()),
+        Err(Stop::Truncated) => Err(failure(format!(
+            "the source's stream ended inside a table's data{at}; the load was rolled back{}",
+            said(dump, dump_log)
+        ))),
+        Err(Stop::LoadClosed) => Err(failure(format!(
+            "psql stopped reading{at} but exited 0; the transaction was not committed{}",
+            said(load, load_log)
+        ))),
+        Err(Stop::Io(e)) => Err(failure(format!("relaying the data failed{at}: {e:#}"))),
+        Err(Stop::DumpFailed) => unreachable!("a failed dump is reported above"),
+    }
+}
+
+enum Stop {
+    /// psql closed its stdin (it stopped on an error).
+    LoadClosed,
+    /// The dump's output ended in the middle of a COPY block.
+    Truncated,
+    /// pg_dump exited non-zero: no COMMIT was sent.
+    DumpFailed,
+    Io(anyhow::Error),
+}
+
+fn write_or_closed(out: &mut impl Write, bytes: &[u8]) -> Result<(), Stop> {
+    out.write_all(bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Stop::LoadClosed,
+        _ => Stop::Io(anyhow::Error::new(e).context("writing to psql")),
+    })
+}
+
+fn copy_stream(
+    dump: &mut Child,
+    load: &mut Child,
+    shaper: &mut dyn Shaper,
+    progress: &StreamProgress,
+) -> Result<(), Stop> {
+    let stdout = dump.stdout.take().expect("dump stdout is piped");
+    let stdin = load.stdin.take().expect("load stdin is piped");
+    let mut input = BufReader::with_capacity(256 * 1024, stdout);
+    let mut output = BufWriter::with_capacity(256 * 1024, stdin);
+    write_or_closed(&mut output, b"BEGIN;\n")?;
+    write_or_closed(&mut output, shaper.prologue().as_bytes())?;
+
+    let mut line = Vec::with_capacity(8192);
+    let mut in_copy = false;
+    loop {
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Stop::Io(anyhow::Error::new(e).context("reading pg_dump's output")))?;
+        if n == 0 {
+            break;
+        }
+        progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if in_copy {
+            let mut tables = progress.tables.lock().expect("progress lock");
+            let current = tables.last_mut().expect("a table is being copied");
+            if line == b"\\.\n" {
+                in_copy = false;
+                current.done = true;
+            } else {
+                current.rows += 1;
+                current.bytes += n as u64;
+            }
+            drop(tables);
+            write_or_closed(&mut output, &line)?;
+            continue;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let trimmed = text.trim_end_matches('\n');
+        if let Some(header) = CopyHeader::parse(trimmed) {
+            let sent = shaper.copy_header(&header, trimmed);
+            progress
+                .tables
+                .lock()
+                .expect("progress lock")
+                .push(TableProgress {
+                    header,
+                    rows: 0,
+                    bytes: 0,
+                    done: false,
+                });
+            in_copy = true;
+            write_or_closed(&mut output, sent.as_bytes())?;
+            write_or_closed(&mut output, b"\n")?;
+        } else if shaper.keep_line(trimmed) {
+            write_or_closed(&mut output, &line)?;
+        }
+    }
+    // Nothing more will come: the COMMIT goes out only for a complete, successful dump.
+    let status: ExitStatus = dump
+        .wait()
+        .map_err(|e| Stop::Io(anyhow::Error::new(e).context("waiting for pg_dump")))?;
+    if !status.success() {
+        drop(output);
+        return Err(Stop::DumpFailed);
+    }
+    if in_copy {
+        drop(output);
+        return Err(Stop::Truncated);
+    }
+    let loaded = progress.snapshot();
+    write_or_closed(&mut output, shaper.epilogue(&loaded).as_bytes())?;
+    write_or_closed(&mut output, b"COMMIT;\n")?;
+    output.flush().map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Stop::LoadClosed,
+        _ => Stop::Io(anyhow::Error::new(e).context("writing to psql")),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_copy_headers_with_quoted_names() {
+        let h = CopyHeader::parse(r#"COPY public.users (id, email, "Full Name") FROM stdin;"#)
+            .unwrap();
+        assert_eq!(h.table, QualifiedName::new("public", "users"));
+        assert_eq!(h.columns, ["id", "email", "Full Name"]);
+
+        let h = CopyHeader::parse(
+            r#"COPY "My Schema"."we""ird.name" ("select", "a, b", x) FROM stdin;"#,
+        )
+        .unwrap();
+        assert_eq!(h.table, QualifiedName::new("My Schema", "we\"ird.name"));
+        assert_eq!(h.columns, ["select", "a, b", "x"]);
+    }
+
+    #[test]
+    fn other_lines_are_not_headers() {
+        assert!(CopyHeader::parse("SELECT pg_catalog.setval('public.s', 3, true);").is_none());
+        assert!(CopyHeader::parse("COPY public.t (a) TO stdout;").is_none());
+        assert!(CopyHeader::parse("-- COPY public.t (a) FROM stdin;").is_none());
+    }
+}

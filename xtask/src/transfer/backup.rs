@@ -1,0 +1,153 @@
+//! Backups of what a copy overwrites: `pg_dump --format=custom` of the target database, written
+//! on this machine under `backups/` at the repo root (`XTASK_BACKUP_DIR` elsewhere), readable
+//! only by its owner, named after the side, the database and the time.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{DbUrl, Side};
+use crate::interrupt;
+use crate::pg::{describe_status, private_file, tail_block, PgTools, Tool};
+
+/// A finished backup.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Backup {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// `backups/` at the repo root, or `XTASK_BACKUP_DIR`.
+pub fn backups_dir() -> PathBuf {
+    std::env::var_os("XTASK_BACKUP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::project_root().join("backups"))
+}
+
+/// `logs/` at the repo root, or `XTASK_LOG_DIR`.
+pub fn logs_dir() -> PathBuf {
+    std::env::var_os("XTASK_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::project_root().join("logs"))
+}
+
+/// `20261121-093015` in UTC, for file names that sort by time.
+pub fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A file name part made of the database name: anything unusual becomes `_`.
+fn file_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Dumps the whole database (schema, data, owners, privileges) in custom format to `dir`.
+/// A partial file is removed; the error names the cause (no room, unreachable, version).
+pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -> Result<Backup> {
+    fs::create_dir_all(dir)
+        .with_context(|| format!("creating the backup folder {}", dir.display()))?;
+    let path = dir.join(format!(
+        "{}-{}-{stamp}.dump",
+        side.label(),
+        file_part(url.dbname())
+    ));
+    let cmd = tools.command(Tool::PgDump, side, url, &["--format=custom"]);
+    let file = private_file(&path)?;
+    let child = cmd
+        .to_std()
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting `{cmd}`"))?;
+    let _watch = interrupt::watch(child.id());
+    let output = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for `{cmd}`"))?;
+    if !output.status.success() {
+        let _ = fs::remove_file(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let room = if stderr.contains("No space left") || stderr.contains("could not write") {
+            format!(
+                "; the backup folder {} is out of room: free some space or set XTASK_BACKUP_DIR",
+                dir.display()
+            )
+        } else {
+            String::new()
+        };
+        bail!(
+            "backing up {url} to {} failed ({}){room}{}",
+            path.display(),
+            describe_status(output.status),
+            tail_block(&stderr)
+        );
+    }
+    let bytes = fs::metadata(&path)
+        .with_context(|| format!("reading the size of {}", path.display()))?
+        .len();
+    if bytes == 0 {
+        let _ = fs::remove_file(&path);
+        bail!(
+            "backing up {url} wrote nothing to {}: is the folder's disk full?",
+            path.display()
+        );
+    }
+    Ok(Backup { path, bytes })
+}
+
+impl Backup {
+    /// How to put the database back by hand, for messages.
+    pub fn restore_hint(&self, url: &DbUrl) -> String {
+        format!(
+            "pg_restore --clean --if-exists --no-owner --single-transaction --dbname='{}' {}",
+            url.to_libpq_uri(),
+            self.path.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_sort_and_file_parts_are_plain() {
+        let t = timestamp();
+        assert_eq!(t.len(), 15, "{t}");
+        assert!(t.starts_with("20"), "{t}");
+        assert_eq!(file_part("sigmasight-db/x y"), "sigmasight-db_x_y");
+    }
+}

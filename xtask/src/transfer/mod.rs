@@ -1,0 +1,685 @@
+//! What `db-pull` and `db-push` share: reading the source in one exported snapshot (the counts
+//! taken up front and the rows pg_dump streams are the same rows), choosing tables, checking that
+//! the target's schema can hold the source's data, streaming the data in one transaction, and
+//! verifying the result with the db-verify engine against that same snapshot.
+
+pub mod backup;
+pub mod load;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use tokio_postgres::Client;
+use xshell::Shell;
+
+use crate::{
+    alembic::AlembicConfig,
+    backend_dir,
+    config::{Database, DbUrl, Side},
+    exit::UsageError,
+    pg::{
+        client,
+        stream::{self, LoadFailure, StreamProgress},
+        version::ToolVersion,
+        PgTools, Tool,
+    },
+    verify::{
+        self,
+        catalog::{self, Catalog, Measures, QualifiedName, Snapshot},
+        AlembicHeads, DatabaseComparison, Endpoint, TableStatus,
+    },
+};
+use load::{LoadMode, LoadShaper, TargetSchema};
+
+/// Where the target's schema comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaMode {
+    /// `alembic upgrade head` from this repo's migrations (the runbooks' way)
+    Migrations,
+    /// The source's own schema, its Alembic revision copied as is
+    Source,
+}
+
+/// The options `db-pull` and `db-push` share.
+#[derive(Args, Debug, Clone)]
+pub struct CopyArgs {
+    /// Where the target's schema comes from
+    #[arg(long, value_enum, default_value_t = SchemaMode::Migrations)]
+    pub schema: SchemaMode,
+    /// With --schema migrations, go on although the source's Alembic revision is not the head of
+    /// this repo's migrations
+    #[arg(long)]
+    pub allow_revision_mismatch: bool,
+    /// Do not back up what is overwritten first
+    #[arg(long)]
+    pub no_backup: bool,
+    /// Print the plan (tables, rows, sizes, what is replaced) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Copy only these tables' data, in one transaction (`table` or `schema.table`, comma-separated
+    /// or repeated); every other table is left as it is
+    #[arg(long, value_delimiter = ',', value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Copy every table's data except these (comma-separated or repeated); they are left as they are
+    #[arg(long = "exclude-table", value_delimiter = ',', value_name = "TABLE")]
+    pub exclude_tables: Vec<String>,
+    /// Also compare a checksum of every copied table's contents after the copy
+    #[arg(long)]
+    pub checksums: bool,
+    /// Seconds to wait for each server before calling it unreachable [default:
+    /// XTASK_CONNECT_TIMEOUT, else 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+impl CopyArgs {
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout
+            .map(Duration::from_secs)
+            .unwrap_or_else(client::default_connect_timeout)
+    }
+
+    pub fn partial(&self) -> bool {
+        !self.tables.is_empty() || !self.exclude_tables.is_empty()
+    }
+}
+
+/// One tokio runtime for the whole command: the connections that hold the source's snapshot and
+/// the lock live on it between steps.
+pub struct Runtime(tokio::runtime::Runtime);
+
+impl Runtime {
+    pub fn new() -> Result<Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map(Runtime)
+            .map_err(|e| anyhow!("starting the async runtime: {e}"))
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+}
+
+/// The source, read in the snapshot that pg_dump will use.
+pub struct SourceRead {
+    pub endpoint: Endpoint,
+    /// Holds the exported snapshot's transaction open until the copy is verified.
+    client: Client,
+    pub snapshot: String,
+    pub catalog: Catalog,
+    pub measures: Measures,
+    pub version: ToolVersion,
+    /// Each table's size on disk (table, indexes, TOAST), for the plan.
+    pub sizes: BTreeMap<QualifiedName, i64>,
+}
+
+const SIZES_SQL: &str = "\
+SELECT n.nspname, c.relname, pg_catalog.pg_total_relation_size(c.oid)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm')";
+
+impl SourceRead {
+    /// Connects, exports a snapshot and reads the catalog and every table's exact row count in it.
+    pub async fn open(endpoint: Endpoint, timeout: Duration) -> Result<SourceRead> {
+        let url = &endpoint.url;
+        let client = client::connect(url, timeout).await?;
+        let version = client::server_version(&client).await?;
+        let snapshot = catalog::begin_exported_snapshot(&client, url).await?;
+        let catalog = catalog::read_catalog(&client, url).await?;
+        let plans: Vec<catalog::TablePlan> = catalog
+            .tables
+            .keys()
+            .map(|t| catalog::TablePlan {
+                table: t.clone(),
+                checksum_columns: None,
+            })
+            .collect();
+        let measures = catalog::measure(&client, url, &catalog, &plans).await?;
+        let sizes = client
+            .query(SIZES_SQL, &[])
+            .await
+            .with_context(|| format!("reading table sizes on {url}"))?
+            .iter()
+            .map(|r| {
+                (
+                    QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)),
+                    r.get::<_, i64>(2),
+                )
+            })
+            .collect();
+        Ok(SourceRead {
+            endpoint,
+            client,
+            snapshot,
+            catalog,
+            measures,
+            version,
+            sizes,
+        })
+    }
+
+    pub fn rows(&self, table: &QualifiedName) -> i64 {
+        self.measures.tables.get(table).map(|m| m.rows).unwrap_or(0)
+    }
+
+    pub fn alembic_revisions(&self) -> Option<&[String]> {
+        self.catalog.alembic.as_ref().map(|a| a.revisions.as_slice())
+    }
+
+    pub fn alembic_table(&self) -> Option<&QualifiedName> {
+        self.catalog.alembic.as_ref().map(|a| &a.table)
+    }
+}
+
+/// Reads a database's catalog and exact row counts in one read-only snapshot (for plans and
+/// checks of a target).
+pub async fn read_snapshot(url: &DbUrl, timeout: Duration) -> Result<Snapshot> {
+    let mut conn = client::connect(url, timeout).await?;
+    let tx = catalog::begin(&mut conn, url).await?;
+    let catalog = catalog::read_catalog(&tx, url).await?;
+    let plans: Vec<catalog::TablePlan> = catalog
+        .tables
+        .keys()
+        .map(|t| catalog::TablePlan {
+            table: t.clone(),
+            checksum_columns: None,
+        })
+        .collect();
+    let measures = catalog::measure(&tx, url, &catalog, &plans).await?;
+    let _ = tx.rollback().await;
+    Ok(Snapshot { catalog, measures })
+}
+
+/// The tables whose data is copied.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub tables: BTreeSet<QualifiedName>,
+    /// Only some tables (`--tables` / `--exclude-table`): the others are left as they are.
+    pub partial: bool,
+}
+
+/// Resolves `--tables` / `--exclude-table` against the source's tables. A name that matches no
+/// table, or tables in several schemas, is a usage error. The Alembic table is copied only in
+/// `--schema source` mode, or when named.
+pub fn select_tables(
+    source: &Catalog,
+    include: &[String],
+    exclude: &[String],
+    schema: SchemaMode,
+) -> Result<Selection> {
+    let resolve = |names: &[String]| -> Result<BTreeSet<QualifiedName>> {
+        let mut found = BTreeSet::new();
+        for raw in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let matches: Vec<&QualifiedName> = source
+                .tables
+                .keys()
+                .filter(|t| match raw.split_once('.') {
+                    Some((schema, name)) if t.schema == schema && t.name == name => true,
+                    _ => t.name == raw,
+                })
+                .collect();
+            match matches.as_slice() {
+                [] => {
+                    let known: Vec<String> =
+                        source.tables.keys().take(12).map(|t| t.to_string()).collect();
+                    return Err(UsageError::new(format!(
+                        "no table `{raw}` in the source (it has {}{}); nothing was changed",
+                        known.join(", "),
+                        if source.tables.len() > 12 { ", ..." } else { "" }
+                    ))
+                    .into());
+                }
+                [one] => {
+                    found.insert((*one).clone());
+                }
+                many => {
+                    let names: Vec<String> = many.iter().map(|t| t.to_string()).collect();
+                    return Err(UsageError::new(format!(
+                        "table `{raw}` is ambiguous: {}; name it as schema.table",
+                        names.join(", ")
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(found)
+    };
+    let included = resolve(include)?;
+    let excluded = resolve(exclude)?;
+    let alembic = source.alembic.as_ref().map(|a| a.table.clone());
+    let partial = !include.is_empty() || !exclude.is_empty();
+    let tables: BTreeSet<QualifiedName> = if include.is_empty() {
+        source
+            .tables
+            .keys()
+            .filter(|t| !excluded.contains(*t))
+            .filter(|t| schema == SchemaMode::Source || Some(*t) != alembic.as_ref())
+            .cloned()
+            .collect()
+    } else {
+        included.difference(&excluded).cloned().collect()
+    };
+    if tables.is_empty() && partial {
+        return Err(UsageError::new("--tables/--exclude-table leave no table to copy").into());
+    }
+    Ok(Selection { tables, partial })
+}
+
+/// A pg_dump pattern that matches exactly this table (quoted parts: no case folding, no
+/// wildcards).
+pub fn dump_pattern(table: &QualifiedName) -> String {
+    let part = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    format!("{}.{}", part(&table.schema), part(&table.name))
+}
+
+/// pg_dump's arguments for the data of the selection, in the source's snapshot.
+pub fn data_dump_args(source: &SourceRead, selection: &Selection) -> Vec<String> {
+    let mut args = vec![
+        "--data-only".to_string(),
+        "--no-owner".to_string(),
+        "--no-privileges".to_string(),
+        format!("--snapshot={}", source.snapshot),
+    ];
+    let everything = !selection.partial
+        && selection.tables.len() == source.catalog.tables.len();
+    if !everything {
+        args.extend(
+            selection
+                .tables
+                .iter()
+                .map(|t| format!("--table={}", dump_pattern(t))),
+        );
+    }
+    args
+}
+
+/// The source's tables and columns that the target lacks: named, never skipped silently.
+pub fn check_target_can_hold(
+    source: &Catalog,
+    target: &Catalog,
+    selection: &Selection,
+    target_label: &str,
+) -> Result<()> {
+    let mut missing_tables = Vec::new();
+    let mut missing_columns = Vec::new();
+    for name in &selection.tables {
+        let Some(theirs) = target.tables.get(name) else {
+            missing_tables.push(name.to_string());
+            continue;
+        };
+        if let Some(ours) = source.tables.get(name) {
+            for (column, c) in &ours.columns {
+                if c.generated.is_none() && !theirs.columns.contains_key(column) {
+                    missing_columns.push(format!(
+                        "{name}.{}",
+                        catalog::shown_ident(column)
+                    ));
+                }
+            }
+        }
+    }
+    if missing_tables.is_empty() && missing_columns.is_empty() {
+        return Ok(());
+    }
+    let mut parts = Vec::new();
+    if !missing_tables.is_empty() {
+        parts.push(format!(
+            "table(s) missing on {target_label}: {}",
+            missing_tables.join(", ")
+        ));
+    }
+    if !missing_columns.is_empty() {
+        parts.push(format!(
+            "column(s) missing on {target_label}: {}",
+            missing_columns.join(", ")
+        ));
+    }
+    bail!(
+        "the source has data that the {target_label} schema cannot hold: {}. The source's schema \
+         is not the one this repo's migrations build: check its Alembic revision, use --schema \
+         source, or leave the tables out with --exclude-table",
+        parts.join("; ")
+    )
+}
+
+/// With `--schema migrations`, the source must be at the head of this repo's migrations.
+pub fn check_source_revision(
+    sh: &Shell,
+    db: Database,
+    source: &SourceRead,
+    allow_mismatch: bool,
+) -> Result<Vec<String>> {
+    let config = AlembicConfig::of(db);
+    let heads = config.heads(sh, &backend_dir())?;
+    let Some(revisions) = source.alembic_revisions() else {
+        bail!(
+            "the source {} has no alembic_version table, so its schema version is unknown; \
+             --schema migrations needs it (use --schema source to copy its schema as it is)",
+            source.endpoint.url
+        );
+    };
+    let mut have = revisions.to_vec();
+    have.sort();
+    let mut want = heads.clone();
+    want.sort();
+    if have != want && !allow_mismatch {
+        bail!(
+            "the source {} is at Alembic revision {} but this repo's {} head is {}: its data may \
+             not fit the schema the migrations build. Update this checkout (git pull) or migrate \
+             the source; or go on anyway with --allow-revision-mismatch, or copy its schema with \
+             --schema source",
+            source.endpoint.url,
+            join_or_none(revisions),
+            config.ini(),
+            join_or_none(&heads)
+        );
+    }
+    Ok(heads)
+}
+
+fn join_or_none(revs: &[String]) -> String {
+    if revs.is_empty() {
+        "none".to_string()
+    } else {
+        revs.join(", ")
+    }
+}
+
+/// Refuses a pg_dump (where the tools run) older than the source server.
+pub fn check_tools(sh: &Shell, tools: &PgTools, source: &SourceRead) -> Result<()> {
+    let dump = tools.tool_version(sh, Tool::PgDump)?;
+    tools.check_can_dump(&dump, &source.version, &source.endpoint.url)
+}
+
+/// Streams the selection's data from the source into `target_url` in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn load_data(
+    tools: &PgTools,
+    source: &SourceRead,
+    source_side: Side,
+    target_url: &DbUrl,
+    target_side: Side,
+    selection: &Selection,
+    shaper: &mut LoadShaper,
+    logs: &LoadLogs,
+    progress: &StreamProgress,
+) -> Result<()> {
+    let args = data_dump_args(source, selection);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
+    let load = tools.command(Tool::Psql, target_side, target_url, &["--quiet"]);
+    stream::relay(&dump, &load, shaper, &logs.dump, &logs.load, progress)
+}
+
+/// The two logs of one database's load.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LoadLogs {
+    pub dump: PathBuf,
+    pub load: PathBuf,
+}
+
+impl LoadLogs {
+    pub fn new(dir: &Path, command: &str, db: Database, stamp: &str) -> LoadLogs {
+        LoadLogs {
+            dump: dir.join(format!("{command}-{}-{stamp}-pg_dump.log", db.label())),
+            load: dir.join(format!("{command}-{}-{stamp}-psql.log", db.label())),
+        }
+    }
+}
+
+/// Reads the target schema that a load needs, and builds the load's SQL.
+pub async fn prepare_load(
+    target_url: &DbUrl,
+    timeout: Duration,
+    mode: LoadMode,
+    selection: &Selection,
+) -> Result<LoadShaper> {
+    let conn = client::connect(target_url, timeout).await?;
+    let schema = TargetSchema::read(&conn, target_url).await?;
+    LoadShaper::new(mode, selection.tables.clone(), schema)
+}
+
+/// What the verification after a copy found.
+pub struct CopyCheck {
+    pub comparison: DatabaseComparison,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// What must hold after a copy.
+pub struct Expectations<'a> {
+    pub selection: &'a Selection,
+    pub mode: LoadMode,
+    /// Compare the Alembic revisions of both sides.
+    pub alembic: bool,
+    pub checksums: bool,
+    pub heads: Option<AlembicHeads>,
+}
+
+/// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
+/// copied table, the Alembic revision, no orphans and no sequence behind its column on the target.
+/// Schema differences are warnings: with `--schema migrations` the schema is this repo's.
+pub async fn verify_copy(
+    db: Database,
+    source: &SourceRead,
+    target: &Endpoint,
+    expect: &Expectations<'_>,
+    timeout: Duration,
+) -> Result<CopyCheck> {
+    let url = &target.url;
+    let mut conn = client::connect(url, timeout).await?;
+    let tx = catalog::begin(&mut conn, url).await?;
+    let target_catalog = catalog::read_catalog(&tx, url).await?;
+    let (source_plans, target_plans) =
+        verify::plans(&source.catalog, &target_catalog, expect.checksums);
+    let target_measures = catalog::measure(&tx, url, &target_catalog, &target_plans).await?;
+    let _ = tx.rollback().await;
+    let source_measures = if expect.checksums {
+        catalog::measure(&source.client, &source.endpoint.url, &source.catalog, &source_plans)
+            .await?
+    } else {
+        source.measures.clone()
+    };
+    let db_source = Snapshot {
+        catalog: source.catalog.clone(),
+        measures: source_measures,
+    };
+    let db_target = Snapshot {
+        catalog: target_catalog,
+        measures: target_measures,
+    };
+    let comparison = verify::build(
+        db,
+        &source.endpoint,
+        target,
+        &db_source,
+        &db_target,
+        expect.heads.as_ref(),
+        expect.checksums,
+    );
+    Ok(judge(comparison, expect, &target.side))
+}
+
+fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str) -> CopyCheck {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for t in &comparison.tables {
+        let name = t.name();
+        if !expect.selection.tables.contains(&name) {
+            if t.status == TableStatus::OnlyRight && !expect.selection.partial {
+                warnings.push(format!(
+                    "{name} exists only on {target} ({} rows): the source has no such table",
+                    t.right_rows.unwrap_or(0)
+                ));
+            }
+            continue;
+        }
+        let (src, dst) = (t.left_rows.unwrap_or(0), t.right_rows.unwrap_or(0));
+        let bad = match (expect.mode, t.status) {
+            (_, TableStatus::Ok) => false,
+            // Upsert keeps the target's other rows: at least the source's must be there.
+            (LoadMode::Upsert, TableStatus::RowsDiffer) => dst < src,
+            (LoadMode::Upsert, TableStatus::ChecksumDiffers) => false,
+            _ => true,
+        };
+        if bad {
+            problems.push(match t.status {
+                TableStatus::OnlyLeft => format!("{name}: missing on {target}"),
+                TableStatus::ChecksumDiffers => {
+                    format!("{name}: same {src} rows but different contents (checksums)")
+                }
+                _ => format!("{name}: {src} rows in the source, {dst} on {target}"),
+            });
+        }
+    }
+    if expect.alembic {
+        problems.extend(
+            comparison
+                .alembic
+                .findings
+                .iter()
+                .map(|f| format!("Alembic: {f}")),
+        );
+    }
+    problems.extend(
+        comparison
+            .orphans
+            .iter()
+            .filter(|o| o.side == target)
+            .map(|o| o.to_string()),
+    );
+    problems.extend(
+        comparison
+            .sequences
+            .iter()
+            .filter(|s| s.side == target)
+            .map(|s| s.to_string()),
+    );
+    if !expect.selection.partial {
+        warnings.extend(
+            comparison
+                .schema_differences
+                .iter()
+                .map(|d| format!("schema: {d}")),
+        );
+    }
+    CopyCheck {
+        comparison,
+        problems,
+        warnings,
+    }
+}
+
+/// The table that a failed load was at, when the failure says.
+pub fn failed_table(err: &anyhow::Error) -> Option<QualifiedName> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<LoadFailure>())
+        .and_then(|f| f.table.clone())
+}
+
+/// Bytes for people: `12.3 MB`.
+pub fn human_bytes(bytes: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+/// Active sessions on a database other than the caller's, described for people.
+pub async fn other_sessions(admin: &Client, dbname: &str) -> Result<Vec<String>> {
+    let rows = admin
+        .query(
+            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
+                    coalesce(host(client_addr), 'local socket'), coalesce(state, '') \
+             FROM pg_catalog.pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+            &[&dbname],
+        )
+        .await
+        .with_context(|| format!("listing the sessions on database {dbname}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let app: String = r.get(2);
+            format!(
+                "pid {} ({}{} from {}, {})",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                if app.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {app}")
+                },
+                r.get::<_, String>(3),
+                r.get::<_, String>(4)
+            )
+        })
+        .collect())
+}
+
+/// Waits a little for sessions to go (our own just-closed connections take a moment to leave
+/// pg_stat_activity), then returns those still there.
+pub async fn sessions_after_grace(admin: &Client, dbname: &str) -> Result<Vec<String>> {
+    let mut sessions = other_sessions(admin, dbname).await?;
+    for _ in 0..30 {
+        if sessions.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sessions = other_sessions(admin, dbname).await?;
+    }
+    Ok(sessions)
+}
+
+/// Ends every other session on a database (`--terminate-connections`).
+pub async fn terminate_sessions(admin: &Client, dbname: &str) -> Result<u64> {
+    let n = admin
+        .execute(
+            "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+            &[&dbname],
+        )
+        .await
+        .with_context(|| format!("terminating the sessions on database {dbname}"))?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_patterns_match_exactly() {
+        assert_eq!(
+            dump_pattern(&QualifiedName::new("public", "users")),
+            r#""public"."users""#
+        );
+        assert_eq!(
+            dump_pattern(&QualifiedName::new("My Schema", "we\"ird.*")),
+            r#""My Schema"."we""ird.*""#
+        );
+    }
+
+    #[test]
+    fn human_bytes_reads_well() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(45_000_000), "45.0 MB");
+    }
+}
