@@ -55,6 +55,9 @@ mod tests {
         assert!(check_answer("sigmasight_db", "sigmasight_db").is_ok());
         let err = check_answer("sigmasight", "sigmasight_db").unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
-        assert!(err.to_string().contains("expected `sigmasight_db`"), "{err}");
+        assert!(
+            err.to_string().contains("expected `sigmasight_db`"),
+            "{err}"
+        );
     }
 }

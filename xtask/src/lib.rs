@@ -3,8 +3,8 @@
 
 pub mod alembic;
 pub mod commands;
-pub mod confirm;
 pub mod config;
+pub mod confirm;
 pub mod exit;
 pub mod interrupt;
 pub mod pg;

@@ -47,10 +47,10 @@ fn help_lists_every_command_with_a_description() {
 }
 
 #[test]
-fn unbuilt_command_says_so_and_fails() {
-    let run = run_xtask(&["db-push", "--dry-run"], &[]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("not built yet"), "{}", run.stderr);
+fn a_copy_without_its_urls_names_the_missing_setting() {
+    let run = run_xtask(&["db-push", "--dry-run", "--via", "host"], &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("DATABASE_URL"), "{}", run.stderr);
 }
 
 #[test]

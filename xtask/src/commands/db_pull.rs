@@ -224,17 +224,17 @@ impl DbPull {
                 Endpoint::new(Side::Remote.label(), source_url),
                 timeout,
             ))
-            .with_context(|| format!("reading the remote {label} database; nothing local was touched"))?;
-        transfer::check_tools(sh, tools, &source)
-            .with_context(|| format!("checking the tools for {label}; nothing local was touched"))?;
+            .with_context(|| {
+                format!("reading the remote {label} database; nothing local was touched")
+            })?;
+        transfer::check_tools(sh, tools, &source).with_context(|| {
+            format!("checking the tools for {label}; nothing local was touched")
+        })?;
         let heads = match self.copy.schema {
-            SchemaMode::Migrations => transfer::check_source_revision(
-                sh,
-                db,
-                &source,
-                self.copy.allow_revision_mismatch,
-            )
-            .with_context(|| format!("{label}: nothing local was touched"))?,
+            SchemaMode::Migrations => {
+                transfer::check_source_revision(sh, db, &source, self.copy.allow_revision_mismatch)
+                    .with_context(|| format!("{label}: nothing local was touched"))?
+            }
             SchemaMode::Source => Vec::new(),
         };
         let selection = transfer::select_tables(
@@ -340,7 +340,12 @@ impl DbPull {
                     before.catalog.tables.len()
                 );
             }
-            _ => out += &format!("  local: {} does not exist yet: it is created\n", p.target.dbname()),
+            _ => {
+                out += &format!(
+                    "  local: {} does not exist yet: it is created\n",
+                    p.target.dbname()
+                )
+            }
         }
         out += &format!(
             "  schema: {}\n",
@@ -360,7 +365,7 @@ impl DbPull {
             .iter()
             .map(|t| (p.source.rows(t), t))
             .collect();
-        largest.sort_by(|a, b| b.0.cmp(&a.0));
+        largest.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
         for (rows, t) in largest.iter().take(8) {
             out += &format!(
                 "    {t}: {rows} rows, {}\n",
@@ -456,14 +461,17 @@ impl DbPull {
         rt.block_on(async {
             let conn = client::connect(&staging, timeout).await?;
             for ext in &extensions {
-                conn.batch_execute(&format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(ext)))
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "creating extension {ext} in {staging}: is it installed on the local \
+                conn.batch_execute(&format!(
+                    "CREATE EXTENSION IF NOT EXISTS {}",
+                    quote_ident(ext)
+                ))
+                .await
+                .with_context(|| {
+                    format!(
+                        "creating extension {ext} in {staging}: is it installed on the local \
                              server (pgvector: image pgvector/pgvector:pg17)?"
-                        )
-                    })?;
+                    )
+                })?;
             }
             anyhow::Ok(())
         })?;
@@ -493,8 +501,13 @@ impl DbPull {
                     &["--quiet", "--single-transaction"],
                 );
                 let schema_log = |path: &std::path::Path| path.with_extension("schema.log");
-                PgTools::pipe(&dump, &load, &schema_log(&p.logs.dump), &schema_log(&p.logs.load))
-                    .context("copying the source's schema")?;
+                PgTools::pipe(
+                    &dump,
+                    &load,
+                    &schema_log(&p.logs.dump),
+                    &schema_log(&p.logs.load),
+                )
+                .context("copying the source's schema")?;
                 say(format!("{}: schema copied from the source", p.db.label()));
             }
         }
@@ -565,7 +578,9 @@ impl DbPull {
             heads,
         };
         let target = Endpoint::new(Side::Local.label(), into);
-        let check = rt.block_on(transfer::verify_copy(p.db, &p.source, &target, &expect, timeout))?;
+        let check = rt.block_on(transfer::verify_copy(
+            p.db, &p.source, &target, &expect, timeout,
+        ))?;
         for w in &check.warnings {
             say(format!("{label}: warning: {w}"));
         }
@@ -629,8 +644,9 @@ impl DbPull {
             .await;
             if let Err(e) = renamed {
                 let _ = admin.batch_execute("ROLLBACK").await;
-                return Err(anyhow::Error::new(e)
-                    .context(format!("swapping the new copy in as {target}")));
+                return Err(
+                    anyhow::Error::new(e).context(format!("swapping the new copy in as {target}"))
+                );
             }
             p.staging = None;
             if p.before.is_some() {
@@ -727,7 +743,10 @@ mod tests {
 
     #[test]
     fn sibling_names_fit_postgres_limit() {
-        assert_eq!(sibling_name("sigmasight_db", "_xtask_new"), "sigmasight_db_xtask_new");
+        assert_eq!(
+            sibling_name("sigmasight_db", "_xtask_new"),
+            "sigmasight_db_xtask_new"
+        );
         let long = "d".repeat(63);
         let name = sibling_name(&long, "_xtask_new");
         assert_eq!(name.len(), 63);

@@ -1,13 +1,16 @@
 //! The commands of `cargo xtask`, one module each, each a `run` on its arguments.
 
+pub mod alembic_stamp;
+pub mod alembic_status;
 pub mod db_init;
 pub mod db_pull;
+pub mod db_push;
 pub mod db_verify;
 pub mod doctor;
 pub mod seed;
 
-use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 use xshell::Shell;
 
 use crate::config::DbArgs;
@@ -28,13 +31,13 @@ pub enum Command {
     /// Pull remote (Railway) -> local, both databases: back up, replace, verify
     DbPull(db_pull::DbPull),
     /// Push local -> remote, both databases: schema first, then data, then verify
-    DbPush(NotYetBuilt),
+    DbPush(db_push::DbPush),
     /// Compare two sides: exact row counts, Alembic revisions, schema, optional checksums
     DbVerify(db_verify::DbVerify),
     /// Stamp both Alembic configs at head without migrating, only when the schema matches head
-    AlembicStamp(NotYetBuilt),
+    AlembicStamp(alembic_stamp::AlembicStamp),
     /// Show both Alembic configs' revisions against their heads (the hooks' check)
-    AlembicStatus(NotYetBuilt),
+    AlembicStatus(alembic_status::AlembicStatus),
     /// Preflight: Docker, container, tool vs server versions, uv/Alembic, URLs, reachability
     Doctor(doctor::Doctor),
     /// Create the local databases and the vector extension when missing; migrate both to head
@@ -43,24 +46,14 @@ pub enum Command {
     Seed(seed::Seed),
 }
 
-/// Arguments of a command whose issue has not landed yet: it accepts anything and says so.
-#[derive(Args, Debug)]
-pub struct NotYetBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
-}
-
 impl Cli {
     pub fn run(self, sh: &Shell) -> Result<()> {
-        let pending = |name: &str, issue: u32| -> Result<()> {
-            bail!("`cargo xtask {name}` is not built yet (issue #{issue}); nothing was changed")
-        };
         match self.command {
             Command::DbPull(cmd) => cmd.run(sh, &self.db),
-            Command::DbPush(_) => pending("db-push", 5),
+            Command::DbPush(cmd) => cmd.run(sh, &self.db),
             Command::DbVerify(cmd) => cmd.run(sh, &self.db),
-            Command::AlembicStamp(_) => pending("alembic-stamp", 6),
-            Command::AlembicStatus(_) => pending("alembic-status", 6),
+            Command::AlembicStamp(cmd) => cmd.run(sh, &self.db),
+            Command::AlembicStatus(cmd) => cmd.run(sh, &self.db),
             Command::Doctor(cmd) => cmd.run(sh, &self.db),
             Command::DbInit(cmd) => cmd.run(sh, &self.db),
             Command::Seed(cmd) => cmd.run(sh, &self.db),

@@ -51,12 +51,18 @@ pub async fn acquire(
     let client = client::connect(server, timeout).await?;
     let me = format!("xtask {command} (pid {})", std::process::id());
     client
-        .execute("SELECT pg_catalog.set_config('application_name', $1, false)", &[&me])
+        .execute(
+            "SELECT pg_catalog.set_config('application_name', $1, false)",
+            &[&me],
+        )
         .await
         .with_context(|| format!("naming the xtask session on {server}"))?;
     let key = lock_key(dbname);
     let got: bool = client
-        .query_one("SELECT pg_catalog.pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+        .query_one(
+            "SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+            &[&LOCK_CLASS, &key],
+        )
         .await
         .with_context(|| format!("taking the xtask lock for {dbname} on {server}"))?
         .get(0);
@@ -84,7 +90,8 @@ pub async fn acquire(
             let user: Option<String> = row.get(1);
             format!(
                 "{} as {} from {} since {}",
-                app.filter(|a| !a.is_empty()).unwrap_or_else(|| "another xtask".into()),
+                app.filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| "another xtask".into()),
                 user.unwrap_or_default(),
                 row.get::<_, Option<String>>(2).unwrap_or_default(),
                 row.get::<_, Option<String>>(3).unwrap_or_default(),

@@ -125,10 +125,12 @@ impl StreamProgress {
     }
 
     fn current(&self) -> Option<QualifiedName> {
-        self.tables
-            .lock()
-            .ok()
-            .and_then(|t| t.iter().rev().find(|t| !t.done).map(|t| t.header.table.clone()))
+        self.tables.lock().ok().and_then(|t| {
+            t.iter()
+                .rev()
+                .find(|t| !t.done)
+                .map(|t| t.header.table.clone())
+        })
     }
 }
 
@@ -359,8 +361,8 @@ mod tests {
 
     #[test]
     fn parses_copy_headers_with_quoted_names() {
-        let h = CopyHeader::parse(r#"COPY public.users (id, email, "Full Name") FROM stdin;"#)
-            .unwrap();
+        let h =
+            CopyHeader::parse(r#"COPY public.users (id, email, "Full Name") FROM stdin;"#).unwrap();
         assert_eq!(h.table, QualifiedName::new("public", "users"));
         assert_eq!(h.columns, ["id", "email", "Full Name"]);
 

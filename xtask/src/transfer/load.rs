@@ -452,7 +452,10 @@ mod tests {
         assert!(epi.contains(
             r#"ADD CONSTRAINT "portfolios_user_id_fkey" FOREIGN KEY (user_id) REFERENCES public.users(id);"#
         ));
-        assert!(epi.contains(r#"ENABLE ALWAYS TRIGGER "Touch ""it""";"#), "{epi}");
+        assert!(
+            epi.contains(r#"ENABLE ALWAYS TRIGGER "Touch ""it""";"#),
+            "{epi}"
+        );
     }
 
     #[test]
@@ -479,9 +482,7 @@ mod tests {
             done: true,
         }]);
         assert!(
-            epi.contains(
-                r#"ON CONFLICT ("id") DO UPDATE SET "Full Name" = EXCLUDED."Full Name";"#
-            ),
+            epi.contains(r#"ON CONFLICT ("id") DO UPDATE SET "Full Name" = EXCLUDED."Full Name";"#),
             "{epi}"
         );
     }

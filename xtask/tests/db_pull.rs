@@ -1,0 +1,317 @@
+//! `cargo xtask db-pull` in docker mode against real containers: a "remote" PostgreSQL 17 +
+//! pgvector container seeded by the generator, and a "local" one (where the tools run, as
+//! `backend-postgres-1` does) holding different data. Every case reads the data back: row counts
+//! and content fingerprints computed here, independently of the xtask's own verification.
+
+mod bench;
+mod support;
+
+use std::{
+    process::{Child, Command},
+    time::Duration,
+};
+
+use bench::{
+    both_fingerprints, fingerprint, finish, init_and_seed, pids_with, wait_for, walk, Bench, AI,
+    CORE,
+};
+use support::{query, query_one, PgContainer, PASSWORD};
+
+fn pull_bench() -> Bench {
+    Bench::start(init_and_seed, |pg: &PgContainer| {
+        init_and_seed(pg);
+        query(
+            &pg.url(CORE),
+            "DELETE FROM position_tags; UPDATE users SET full_name = 'local only'; \
+             DELETE FROM market_data_cache WHERE id % 3 = 0",
+        );
+        query(&pg.url(AI), "DELETE FROM ai_feedback");
+    })
+}
+
+#[test]
+fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() {
+    require_docker!();
+    let bench = pull_bench();
+    let local_before = both_fingerprints(&bench.local);
+    let remote = both_fingerprints(&bench.remote);
+    assert_ne!(
+        local_before, remote,
+        "the bench must start with different data"
+    );
+
+    let run = bench.run("db-pull", &["--yes"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(both_fingerprints(&bench.local), remote);
+    assert!(run.stdout.contains("core: equal"), "{}", run.stdout);
+    assert!(run.stdout.contains("ai: equal"), "{}", run.stdout);
+    // The staging databases are gone, the originals replaced, not renamed aside.
+    let dbs = query_one(
+        &bench.local.url("postgres"),
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE '%xtask%'",
+    );
+    assert_eq!(dbs, "", "leftover databases: {dbs}");
+
+    // The backups hold what the local databases held: restore one and compare.
+    let backups = walk(&bench.backups()).unwrap();
+    assert_eq!(backups.len(), 2, "{backups:?}");
+    let core_backup = backups
+        .iter()
+        .find(|p| p.to_string_lossy().contains("local-sigmasight_db-"))
+        .expect("a backup of the Core database");
+    query(&bench.local.url("postgres"), "CREATE DATABASE restored");
+    let copied = Command::new("docker")
+        .args(["cp", &core_backup.display().to_string()])
+        .arg(format!("{}:/tmp/core.dump", bench.local.name))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let restored = Command::new("docker")
+        .args(["exec", "-e", "PGPASSWORD", &bench.local.name])
+        .args([
+            "pg_restore",
+            "--no-owner",
+            "--exit-on-error",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args(["-p", &bench.local.port.to_string(), "-U", "sigmasight"])
+        .args(["-d", "restored", "/tmp/core.dump"])
+        .env("PGPASSWORD", PASSWORD)
+        .status()
+        .unwrap();
+    assert!(restored.success());
+    assert_eq!(fingerprint(&bench.local.url("restored")), local_before[0]);
+
+    // A second pull finds nothing to change and is still equal (idempotent).
+    let again = bench.run("db-pull", &["--yes", "--no-backup", "--core-only"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(fingerprint(&bench.local.url(CORE)), remote[0]);
+}
+
+#[test]
+fn refusals_leave_the_local_databases_untouched() {
+    require_docker!();
+    let bench = pull_bench();
+    let before = both_fingerprints(&bench.local);
+
+    // No terminal and no --yes.
+    let run = bench.run("db-pull", &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+
+    // --dry-run prints the plan and stops.
+    let run = bench.run("db-pull", &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("public.market_data_cache: 193488 rows"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+
+    // A session on the local database (the app) is named, not killed.
+    let holder = std::thread::spawn({
+        let url = bench.local.url(CORE);
+        move || {
+            query(
+                &url,
+                "SET application_name = 'the-app'; SELECT pg_sleep(12)",
+            )
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("the-app"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--terminate-connections"),
+        "{}",
+        run.stderr
+    );
+    holder.join().unwrap();
+
+    // A source table that the local schema lacks: named, never skipped.
+    query(
+        &bench.remote.url(CORE),
+        "CREATE TABLE \"Odd Table\" (id int PRIMARY KEY); INSERT INTO \"Odd Table\" VALUES (1)",
+    );
+    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("\"Odd Table\""), "{}", run.stderr);
+    assert!(run.stderr.contains("missing on local"), "{}", run.stderr);
+    query(&bench.remote.url(CORE), "DROP TABLE \"Odd Table\"");
+
+    // A source that is not at this repo's head.
+    query(
+        &bench.remote.url(CORE),
+        "UPDATE alembic_version SET version_num = 'c0004_risk_analytics'",
+    );
+    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("c0004_risk_analytics"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--allow-revision-mismatch"),
+        "{}",
+        run.stderr
+    );
+
+    // A source without alembic_version, with --schema migrations.
+    query(&bench.remote.url(CORE), "DROP TABLE alembic_version");
+    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("no alembic_version"), "{}", run.stderr);
+
+    // An unknown source database.
+    let run = bench.run(
+        "db-pull",
+        &[
+            "--yes",
+            "--core-only",
+            "--remote-url",
+            &bench.remote.url("nope"),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+
+    // The same URL for Core and AI.
+    let run = bench.run(
+        "db-pull",
+        &["--yes", "--local-ai-url", &bench.local.url(CORE)],
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+
+    // An unreachable source.
+    let run = bench.run(
+        "db-pull",
+        &[
+            "--yes",
+            "--remote-url",
+            &support::url(support::free_port(), CORE),
+            "--core-only",
+            "--timeout",
+            "2",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("nothing local was touched"),
+        "{}",
+        run.stderr
+    );
+
+    // A missing container.
+    let run = bench.run(
+        "db-pull",
+        &["--yes", "--container", "no-such-container-xtask"],
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("no-such-container-xtask"),
+        "{}",
+        run.stderr
+    );
+
+    assert_eq!(both_fingerprints(&bench.local), before);
+}
+
+/// Starts a pull and holds it where pg_dump has started streaming data from the remote: the
+/// xtask's snapshot transaction holds `positions`, this test queues an exclusive lock behind it,
+/// and pg_dump's lock queues behind that. Returns the running pull and the thread holding the
+/// queued lock (it ends when the pull's snapshot ends).
+fn pull_stalled_in_pg_dump(bench: &Bench) -> (Child, std::thread::JoinHandle<()>) {
+    let remote = bench.remote.url(CORE);
+    let child = bench.spawn("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    wait_for("the pull's snapshot to hold positions", 60, || {
+        query_one(
+            &remote,
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'xtask' AND l.relation = 'public.positions'::regclass",
+        ) != "0"
+    });
+    let locker = std::thread::spawn({
+        let url = xtask::config::DbUrl::parse(&remote).unwrap();
+        move || {
+            let _ = xtask::pg::client::block_on(async {
+                let c = xtask::pg::client::connect(&url, Duration::from_secs(5)).await?;
+                c.batch_execute("BEGIN; LOCK TABLE positions IN ACCESS EXCLUSIVE MODE; COMMIT")
+                    .await?;
+                anyhow::Ok(())
+            });
+        }
+    });
+    wait_for("pg_dump to wait for its lock", 60, || {
+        query_one(
+            &remote,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock'",
+        ) != "0"
+    });
+    (child, locker)
+}
+
+#[test]
+fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
+    require_docker!();
+    let bench = pull_bench();
+    let before = both_fingerprints(&bench.local);
+    let core_before = || fingerprint(&bench.local.url(CORE));
+
+    // A remote row that the local schema's CHECK constraint rejects.
+    query(
+        &bench.remote.url(CORE),
+        "ALTER TABLE positions DROP CONSTRAINT ck_positions_position_type; \
+         UPDATE positions SET position_type = 'BOGUS' WHERE ctid IN (SELECT ctid FROM positions LIMIT 1)",
+    );
+    let run = bench.run("db-pull", &["--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("ck_positions_position_type"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("positions"), "{}", run.stderr);
+    assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
+    assert_eq!(both_fingerprints(&bench.local), before);
+    query(
+        &bench.remote.url(CORE),
+        "UPDATE positions SET position_type = 'LONG' WHERE position_type = 'BOGUS'",
+    );
+
+    // pg_dump killed (SIGKILL) while it streams.
+    let (child, locker) = pull_stalled_in_pg_dump(&bench);
+    let port = format!(":{}/", bench.remote.port);
+    let pids = pids_with(&["pg_dump", "--data-only", &port]);
+    assert!(!pids.is_empty(), "no pg_dump process found");
+    for pid in pids {
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let run = finish(child);
+    locker.join().unwrap();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("pg_dump"), "{}", run.stderr);
+    assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
+    assert_eq!(core_before(), before[0]);
+
+    // The remote server stopped mid-run.
+    let (child, locker) = pull_stalled_in_pg_dump(&bench);
+    bench.remote.stop();
+    let run = finish(child);
+    locker.join().unwrap();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
+    assert_eq!(core_before(), before[0]);
+    let leftovers = query_one(
+        &bench.local.url("postgres"),
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%xtask%'",
+    );
+    assert_eq!(leftovers, "0");
+}

@@ -1,0 +1,162 @@
+//! `cargo xtask db-push` in docker mode against real containers: the local container holds the
+//! generator's foreign-key-heavy dataset (users <-> portfolios cycle, self-referencing tags, an
+//! identity column, vectors); the "remote" is empty or holds other data. Every case reads the
+//! data back with fingerprints computed here.
+
+mod bench;
+mod support;
+
+use bench::{both_fingerprints, fingerprint, init_and_seed, Bench, AI, CORE};
+use support::{query, query_one, PgContainer};
+
+/// The container starts with an empty sigmasight_db; the AI database is created empty.
+fn create_empty_databases(pg: &PgContainer) {
+    query(&pg.url("postgres"), &format!("CREATE DATABASE {AI}"));
+}
+
+#[test]
+fn push_into_an_empty_then_a_changed_remote_ends_equal_and_upsert_is_idempotent() {
+    require_docker!();
+    let bench = Bench::start(create_empty_databases, init_and_seed);
+    let local = both_fingerprints(&bench.local);
+
+    let run = bench.run("db-push", &["--yes"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(both_fingerprints(&bench.remote), local, "empty remote");
+    assert!(run.stdout.contains("core: equal"), "{}", run.stdout);
+    assert!(run.stdout.contains("ai: equal"), "{}", run.stdout);
+
+    // The remote drifts: rows lost (the runbook's 100% of positions), rows changed.
+    query(
+        &bench.remote.url(CORE),
+        "DELETE FROM position_tags; DELETE FROM position_factor_exposures; \
+         DELETE FROM positions; UPDATE users SET full_name = 'drifted'",
+    );
+    let run = bench.run("db-push", &["--yes", "--checksums"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(both_fingerprints(&bench.remote), local, "non-empty remote");
+    assert!(run.stdout.contains("checksums match"), "{}", run.stdout);
+
+    // Upsert: a remote-only row survives, changed rows are put back, twice gives the same.
+    query(
+        &bench.remote.url(CORE),
+        "UPDATE users SET full_name = 'drifted'; \
+         INSERT INTO factor_definitions (id, name, factor_type) \
+         VALUES (gen_random_uuid(), 'Remote only', 'style')",
+    );
+    let first = bench.run("db-push", &["--yes", "--mode", "upsert", "--core-only"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let once = fingerprint(&bench.remote.url(CORE));
+    let again = bench.run("db-push", &["--yes", "--mode", "upsert", "--core-only"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(
+        fingerprint(&bench.remote.url(CORE)),
+        once,
+        "upsert is idempotent"
+    );
+    assert_eq!(
+        query_one(
+            &bench.remote.url(CORE),
+            "SELECT count(*) FROM users WHERE full_name = 'drifted'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_one(
+            &bench.remote.url(CORE),
+            "SELECT count(*) FROM factor_definitions WHERE name = 'Remote only'"
+        ),
+        "1",
+        "upsert deletes nothing"
+    );
+    for (table, counts) in &local[0] {
+        if table != "public.factor_definitions" {
+            assert_eq!(&once[table].0, &counts.0, "{table}");
+        }
+    }
+}
+
+#[test]
+fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
+    require_docker!();
+    let bench = Bench::start(
+        |pg: &PgContainer| {
+            init_and_seed(pg);
+            query(
+                &pg.url(CORE),
+                "DELETE FROM market_data_cache WHERE id % 2 = 0",
+            );
+        },
+        init_and_seed,
+    );
+    let before = both_fingerprints(&bench.remote);
+    let protected = |extra: &[&str]| {
+        let mut env = bench.env();
+        env.push((
+            "XTASK_PROTECTED_HOSTS".into(),
+            "example.org, 127.0.0.1".into(),
+        ));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut args = vec!["db-push"];
+        args.extend_from_slice(extra);
+        support::run_xtask(&args, &env)
+    };
+
+    // No terminal, no --yes.
+    let run = bench.run("db-push", &[]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+
+    // A protected host: --yes alone, a wrong confirmation, and --no-backup are refused.
+    let run = protected(&["--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("--confirm-target 127.0.0.1/sigmasight_db"),
+        "{}",
+        run.stderr
+    );
+    let run = protected(&["--yes", "--confirm-target", "127.0.0.1/railway"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    let run = protected(&[
+        "--yes",
+        "--core-only",
+        "--no-backup",
+        "--confirm-target",
+        "127.0.0.1/sigmasight_db",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("--no-backup is refused"),
+        "{}",
+        run.stderr
+    );
+
+    // --dry-run shows the plan and changes nothing.
+    let run = bench.run("db-push", &["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("its 96744 rows are replaced"),
+        "{}",
+        run.stderr
+    );
+
+    // A remote constraint that the local data violates: the load fails mid-data and rolls back.
+    query(
+        &bench.remote.url(CORE),
+        "ALTER TABLE positions ADD CONSTRAINT only_long CHECK (position_type = 'LONG') NOT VALID",
+    );
+    let after_constraint = fingerprint(&bench.remote.url(CORE));
+    let run = bench.run("db-push", &["--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("only_long"), "{}", run.stderr);
+    assert!(run.stderr.contains("rolled back"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("backup from before the push"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fingerprint(&bench.remote.url(CORE)), after_constraint);
+    assert_eq!(fingerprint(&bench.remote.url(AI)), before[1]);
+    assert_eq!(after_constraint, before[0]);
+}
