@@ -315,3 +315,135 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     );
     assert_eq!(leftovers, "0");
 }
+
+/// Every process's command line on the machine, sampled now.
+fn all_command_lines() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .collect()
+}
+
+#[test]
+fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the_lock() {
+    require_docker!();
+    let bench = pull_bench();
+    let before = fingerprint(&bench.local.url(CORE));
+
+    let (first, locker) = pull_stalled_in_pg_dump(&bench);
+    // While it streams, no process of this pull (the xtask, docker exec, pg_dump and psql in
+    // the container: every command line naming this bench's servers) carries the password.
+    // Other tests running meanwhile pass URLs as flags on purpose; they name other ports.
+    let ours = [
+        format!(":{}/", bench.remote.port),
+        format!(":{}/", bench.local.port),
+    ];
+    let lines: Vec<String> = all_command_lines()
+        .into_iter()
+        .filter(|l| ours.iter().any(|p| l.contains(p.as_str())))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("pg_dump")),
+        "the sample must see the pull's pg_dump: {lines:?}"
+    );
+    let own = std::fs::read(format!("/proc/{}/cmdline", first.id())).unwrap();
+    for line in lines
+        .iter()
+        .chain([&String::from_utf8_lossy(&own).into_owned()])
+    {
+        assert!(
+            !line.contains(PASSWORD) && !line.contains(support::PASSWORD_ENCODED),
+            "password on a command line: {line}"
+        );
+    }
+    let second = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(second.stderr.contains("is busy"), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("xtask db-pull (pid {})", first.id())),
+        "{}",
+        second.stderr
+    );
+
+    // Ctrl-C: the children stop, nothing is kept, exit 130.
+    Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let run = finish(first);
+    locker.join().unwrap();
+    assert_eq!(run.code, 130, "{}", run.all());
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
+    assert_eq!(fingerprint(&bench.local.url(CORE)), before);
+
+    // The lock went with the interrupted run: the next pull works.
+    let run = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        fingerprint(&bench.local.url(CORE)),
+        fingerprint(&bench.remote.url(CORE))
+    );
+}
+
+#[test]
+fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
+    let (source, target) = (support::HostCluster::start(), support::HostCluster::start());
+    let path = format!(
+        "{}:{}",
+        source.bin.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (src, dst) = (source.url(CORE), target.url(CORE));
+    let backups = dirs.path().join("b").display().to_string();
+    let logs = dirs.path().join("l").display().to_string();
+    let env = |remote: &str, local: &str| {
+        vec![
+            ("PATH".to_string(), path.clone()),
+            ("RAILWAY_DB_URL".to_string(), remote.to_string()),
+            ("DATABASE_URL".to_string(), local.to_string()),
+            ("XTASK_BACKUP_DIR".to_string(), backups.clone()),
+            ("XTASK_LOG_DIR".to_string(), logs.clone()),
+        ]
+    };
+    let run_with = |args: &[&str], env: &[(String, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        support::run_xtask(args, &env)
+    };
+    for url in [&src, &dst] {
+        let run = run_with(&["db-init", "--core-only"], &env(url, url));
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let run = run_with(&["seed", "--core-only"], &env(&src, &src));
+    assert_eq!(run.code, 0, "{}", run.all());
+
+    let run = run_with(
+        &["db-pull", "--via", "host", "--core-only", "--yes"],
+        &env(&src, &dst),
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(fingerprint(&dst), fingerprint(&src));
+
+    // The host's pg_dump 15 cannot read a PostgreSQL 17 server: refused, naming both.
+    if support::docker_ready() {
+        let pg17 = PgContainer::start();
+        let run = run_with(
+            &["db-pull", "--via", "host", "--core-only", "--yes"],
+            &env(&pg17.url(CORE), &dst),
+        );
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains("pg_dump 15"), "{}", run.stderr);
+        assert!(run.stderr.contains("server 17"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing local was touched"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(fingerprint(&dst), fingerprint(&src));
+    }
+}

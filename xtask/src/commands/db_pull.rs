@@ -113,9 +113,10 @@ fn sibling_name(dbname: &str, suffix: &str) -> String {
 }
 
 impl DbPull {
-    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(mut self, sh: &Shell, args: &DbArgs) -> Result<()> {
         interrupt::install();
         let config = Config::from_args(args)?;
+        self.copy.show_progress = transfer::progress_wanted(config.json);
         let rt = Runtime::new()?;
         let timeout = self.copy.connect_timeout();
         let stamp = backup::timestamp();
@@ -219,6 +220,15 @@ impl DbPull {
         stamp: &str,
     ) -> Result<Pull> {
         let label = db.label();
+        // The lock comes first: a second pull refuses at once, before it reads anything.
+        let lock = rt
+            .block_on(lock::acquire(
+                &target.with_dbname("postgres"),
+                target.dbname(),
+                "db-pull",
+                timeout,
+            ))
+            .with_context(|| format!("locking the local {label} database"))?;
         let source = rt
             .block_on(SourceRead::open(
                 Endpoint::new(Side::Remote.label(), source_url),
@@ -244,14 +254,6 @@ impl DbPull {
             self.copy.schema,
         )?;
 
-        let lock = rt
-            .block_on(lock::acquire(
-                &target.with_dbname("postgres"),
-                target.dbname(),
-                "db-pull",
-                timeout,
-            ))
-            .with_context(|| format!("locking the local {label} database"))?;
         let exists = rt.block_on(client::database_exists(lock.client(), target.dbname()))?;
         let (before, size) = if exists {
             let snap = rt
@@ -556,6 +558,8 @@ impl DbPull {
             &mut shaper,
             &p.logs,
             &progress,
+            p.db.label(),
+            self.copy.show_progress,
         )?;
         interrupt::check("the data load")?;
         let loaded = progress.snapshot();

@@ -141,9 +141,10 @@ impl DbPush {
         Ok(())
     }
 
-    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(mut self, sh: &Shell, args: &DbArgs) -> Result<()> {
         interrupt::install();
         let config = Config::from_args(args)?;
+        self.copy.show_progress = transfer::progress_wanted(config.json);
         let rt = Runtime::new()?;
         let timeout = self.copy.connect_timeout();
         let stamp = backup::timestamp();
@@ -249,6 +250,25 @@ impl DbPush {
     ) -> Result<Push> {
         let label = db.label();
         let untouched = "nothing on the remote was touched";
+        // The lock lives on the server's maintenance database when we may connect to it, else
+        // on the target database itself (a push never drops it).
+        let lock = match rt.block_on(lock::acquire(
+            &target.with_dbname("postgres"),
+            target.dbname(),
+            "db-push",
+            timeout,
+        )) {
+            Ok(lock) => lock,
+            Err(e)
+                if client::connect_failure(&e) == Some(ConnectFailure::MissingDatabase)
+                    || client::connect_failure(&e) == Some(ConnectFailure::Authentication) =>
+            {
+                rt.block_on(lock::acquire(&target, target.dbname(), "db-push", timeout))?
+            }
+            Err(e) => {
+                return Err(e.context(format!("locking the remote {label} database; {untouched}")))
+            }
+        };
         let source = rt
             .block_on(SourceRead::open(
                 Endpoint::new(Side::Local.label(), source_url),
@@ -270,25 +290,6 @@ impl DbPush {
             &self.copy.exclude_tables,
             self.copy.schema,
         )?;
-        // The lock lives on the server's maintenance database when we may connect to it, else
-        // on the target database itself (a push never drops it).
-        let lock = match rt.block_on(lock::acquire(
-            &target.with_dbname("postgres"),
-            target.dbname(),
-            "db-push",
-            timeout,
-        )) {
-            Ok(lock) => lock,
-            Err(e)
-                if client::connect_failure(&e) == Some(ConnectFailure::MissingDatabase)
-                    || client::connect_failure(&e) == Some(ConnectFailure::Authentication) =>
-            {
-                rt.block_on(lock::acquire(&target, target.dbname(), "db-push", timeout))?
-            }
-            Err(e) => {
-                return Err(e.context(format!("locking the remote {label} database; {untouched}")))
-            }
-        };
         let before = rt
             .block_on(transfer::read_snapshot(&target, timeout))
             .with_context(|| format!("reading the remote {label} database; {untouched}"))?;
@@ -484,6 +485,8 @@ impl DbPush {
             &mut shaper,
             &p.logs,
             &progress,
+            p.db.label(),
+            self.copy.show_progress,
         )
         .with_context(|| format!("{label}: loading the data"))?;
         p.loaded = true;
@@ -623,6 +626,7 @@ mod tests {
                 exclude_tables: vec![],
                 checksums: false,
                 timeout: None,
+                show_progress: false,
             },
             mode: LoadMode::Replace,
             confirm_target: confirm.map(str::to_string),

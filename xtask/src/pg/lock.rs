@@ -39,8 +39,10 @@ pub fn lock_key(dbname: &str) -> i32 {
     (hash & 0x7fff_ffff) as i32
 }
 
-/// Takes the lock for `dbname` on the server behind `server` (any database of that server:
-/// usually the `postgres` maintenance database), or refuses naming who holds it.
+/// Takes the lock for `dbname` on the server behind `server`, or refuses naming who holds it.
+/// Advisory locks are scoped to the database the session is connected to, so every command locks
+/// through the same one: the `postgres` maintenance database (db-push falls back to the target
+/// itself only where the maintenance database cannot be reached).
 /// `command` names this run for the other side's message, e.g. `db-pull`.
 pub async fn acquire(
     server: &DbUrl,

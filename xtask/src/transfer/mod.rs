@@ -76,6 +76,9 @@ pub struct CopyArgs {
     /// XTASK_CONNECT_TIMEOUT, else 10]
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Draw progress (a terminal and no --json); set by the command, not a flag.
+    #[arg(skip)]
+    pub show_progress: bool,
 }
 
 impl CopyArgs {
@@ -419,12 +422,97 @@ pub fn load_data(
     shaper: &mut LoadShaper,
     logs: &LoadLogs,
     progress: &StreamProgress,
+    label: &'static str,
+    show_progress: bool,
 ) -> Result<()> {
     let args = data_dump_args(source, selection);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
     let load = tools.command(Tool::Psql, target_side, target_url, &["--quiet"]);
+    let _display = show_progress.then(|| {
+        ProgressDisplay::start(
+            label,
+            selection
+                .tables
+                .iter()
+                .map(|t| (t.clone(), source.rows(t)))
+                .collect(),
+            progress.clone(),
+        )
+    });
     stream::relay(&dump, &load, shaper, &logs.dump, &logs.load, progress)
+}
+
+/// Rule 7: on a terminal, one status line per database, redrawn twice a second: the table being
+/// loaded, its rows against the source's count, bytes sent, and an ETA from the rows so far.
+/// Nothing is drawn in pipes, in CI or under `--json` (the caller does not start it there).
+pub struct ProgressDisplay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressDisplay {
+    pub fn start(
+        label: &'static str,
+        expected: BTreeMap<QualifiedName, i64>,
+        progress: StreamProgress,
+    ) -> ProgressDisplay {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let total: i64 = expected.values().sum();
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let started = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let tables = progress.snapshot();
+                    let done: u64 = tables.iter().map(|t| t.rows).sum();
+                    let bytes = progress.bytes.load(Ordering::Relaxed);
+                    let current = tables.iter().rev().find(|t| !t.done);
+                    let table = current
+                        .map(|t| {
+                            let want = expected.get(&t.header.table).copied().unwrap_or(0);
+                            format!("{} {}/{want} rows", t.header.table, t.rows)
+                        })
+                        .unwrap_or_else(|| "between tables".to_string());
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let eta = if done > 0 && total > done as i64 {
+                        format!(
+                            ", ETA {:.0}s",
+                            elapsed * (total as f64 - done as f64) / done as f64
+                        )
+                    } else {
+                        String::new()
+                    };
+                    eprint!(
+                        "\r\x1b[2K{label}: loading {table} | {done}/{total} rows, {} sent{eta}",
+                        human_bytes(bytes as i64)
+                    );
+                }
+                eprint!("\r\x1b[2K");
+            }
+        });
+        ProgressDisplay {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Whether progress is drawn: a terminal on stderr, and no `--json`.
+pub fn progress_wanted(json: bool) -> bool {
+    use std::io::IsTerminal;
+    !json && std::io::stderr().is_terminal()
 }
 
 /// The two logs of one database's load.

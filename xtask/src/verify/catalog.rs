@@ -407,6 +407,16 @@ pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<Str
         .batch_execute(SETTINGS_SQL)
         .await
         .with_context(|| format!("setting up the session on {url}"))?;
+    // A table locked by someone else (a migration, a VACUUM FULL) must not hang the copy: after
+    // XTASK_LOCK_TIMEOUT seconds (default 60) the read fails, naming the table.
+    let lock_timeout = std::env::var("XTASK_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(60);
+    client
+        .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}s'"))
+        .await
+        .with_context(|| format!("setting the lock timeout on {url}"))?;
     let row = client
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .await

@@ -381,3 +381,73 @@ pub fn run_xtask(args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn backend_dir() -> PathBuf {
     xtask::project_root().join("backend")
 }
+
+/// A schema "restored from a dump", as the runbooks made one: database `from` of the container is
+/// dumped with the container's pg_dump and loaded into a new database `to` with its psql
+/// (`ON_ERROR_STOP=1`). The password travels as `PGPASSWORD` in the environment only.
+pub fn dump_restore(pg: &PgContainer, from: &str, to: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    query(&pg.url("postgres"), &format!("CREATE DATABASE \"{to}\""));
+    let port = pg.port.to_string();
+    let tool = |program: &str, db: &str| {
+        let mut cmd = Command::new("docker");
+        cmd.args(["exec", "-i", "-e", "PGPASSWORD", &pg.name, program])
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", USER, "-d", db])
+            .env("PGPASSWORD", PASSWORD);
+        cmd
+    };
+    let dump = run(&mut tool("pg_dump", from));
+    assert!(
+        dump.status.success(),
+        "pg_dump {from}: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let mut psql = tool("psql", to);
+    psql.args(["-q", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = psql.spawn().expect("cannot run docker exec psql");
+    child.stdin.take().unwrap().write_all(&dump.stdout).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "psql {to}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A copy of backend/'s Alembic side (configs, env, migrations, uv project) in `dest`, for tests
+/// that change the migrations (`XTASK_BACKEND_DIR` points the xtask at it).
+pub fn copy_backend(dest: &Path) {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name();
+            if name == "__pycache__" {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                copy_dir(&path, &to.join(&name));
+            } else {
+                std::fs::copy(&path, to.join(&name)).unwrap();
+            }
+        }
+    }
+    let src = backend_dir();
+    for file in [
+        "alembic.ini",
+        "alembic_ai.ini",
+        "migration_env.py",
+        "pyproject.toml",
+        "uv.lock",
+    ] {
+        std::fs::copy(src.join(file), dest.join(file)).unwrap();
+    }
+    for dir in ["migrations_core", "migrations_ai"] {
+        copy_dir(&src.join(dir), &dest.join(dir));
+    }
+}
