@@ -702,14 +702,16 @@ pub fn human_bytes(bytes: i64) -> String {
     }
 }
 
-/// Active sessions on a database other than the caller's, described for people.
+/// Client sessions on a database other than the caller's, described for people. Background
+/// workers (autovacuum) are left out: the server stops them itself for a rename or a drop.
 pub async fn other_sessions(admin: &Client, dbname: &str) -> Result<Vec<String>> {
     let rows = admin
         .query(
             "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
                     coalesce(host(client_addr), 'local socket'), coalesce(state, '') \
              FROM pg_catalog.pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() \
+               AND backend_type = 'client backend'",
             &[&dbname],
         )
         .await
@@ -754,7 +756,8 @@ pub async fn terminate_sessions(admin: &Client, dbname: &str) -> Result<u64> {
     let n = admin
         .execute(
             "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() \
+               AND backend_type = 'client backend'",
             &[&dbname],
         )
         .await
