@@ -229,29 +229,14 @@ impl DbPull {
                 timeout,
             ))
             .with_context(|| format!("locking the local {label} database"))?;
-        let source = rt
-            .block_on(SourceRead::open(
-                Endpoint::new(Side::Remote.label(), source_url),
-                timeout,
-            ))
-            .with_context(|| {
-                format!("reading the remote {label} database; nothing local was touched")
-            })?;
-        transfer::check_tools(sh, tools, &source).with_context(|| {
-            format!("checking the tools for {label}; nothing local was touched")
-        })?;
-        let heads = match self.copy.schema {
-            SchemaMode::Migrations => {
-                transfer::check_source_revision(sh, db, &source, self.copy.allow_revision_mismatch)
-                    .with_context(|| format!("{label}: nothing local was touched"))?
-            }
-            SchemaMode::Source => Vec::new(),
-        };
-        let selection = transfer::select_tables(
-            &source.catalog,
-            &self.copy.tables,
-            &self.copy.exclude_tables,
-            self.copy.schema,
+        let (source, heads, selection) = transfer::read_source(
+            sh,
+            rt,
+            tools,
+            db,
+            Endpoint::new(Side::Remote.label(), source_url),
+            &self.copy,
+            "nothing local was touched",
         )?;
 
         let exists = rt.block_on(client::database_exists(lock.client(), target.dbname()))?;

@@ -269,26 +269,14 @@ impl DbPush {
                 return Err(e.context(format!("locking the remote {label} database; {untouched}")))
             }
         };
-        let source = rt
-            .block_on(SourceRead::open(
-                Endpoint::new(Side::Local.label(), source_url),
-                timeout,
-            ))
-            .with_context(|| format!("reading the local {label} database; {untouched}"))?;
-        transfer::check_tools(sh, tools, &source)
-            .with_context(|| format!("checking the tools for {label}; {untouched}"))?;
-        let heads = match self.copy.schema {
-            SchemaMode::Migrations => {
-                transfer::check_source_revision(sh, db, &source, self.copy.allow_revision_mismatch)
-                    .with_context(|| format!("{label}: {untouched}"))?
-            }
-            SchemaMode::Source => Vec::new(),
-        };
-        let selection = transfer::select_tables(
-            &source.catalog,
-            &self.copy.tables,
-            &self.copy.exclude_tables,
-            self.copy.schema,
+        let (source, heads, selection) = transfer::read_source(
+            sh,
+            rt,
+            tools,
+            db,
+            Endpoint::new(Side::Local.label(), source_url),
+            &self.copy,
+            untouched,
         )?;
         let before = rt
             .block_on(transfer::read_snapshot(&target, timeout))

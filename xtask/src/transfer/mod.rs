@@ -138,15 +138,7 @@ impl SourceRead {
         let version = client::server_version(&client).await?;
         let snapshot = catalog::begin_exported_snapshot(&client, url).await?;
         let catalog = catalog::read_catalog(&client, url).await?;
-        let plans: Vec<catalog::TablePlan> = catalog
-            .tables
-            .keys()
-            .map(|t| catalog::TablePlan {
-                table: t.clone(),
-                checksum_columns: None,
-            })
-            .collect();
-        let measures = catalog::measure(&client, url, &catalog, &plans).await?;
+        let measures = catalog::measure(&client, url, &catalog, &count_plans(&catalog)).await?;
         let sizes = client
             .query(SIZES_SQL, &[])
             .await
@@ -192,17 +184,21 @@ pub async fn read_snapshot(url: &DbUrl, timeout: Duration) -> Result<Snapshot> {
     let mut conn = client::connect(url, timeout).await?;
     let tx = catalog::begin(&mut conn, url).await?;
     let catalog = catalog::read_catalog(&tx, url).await?;
-    let plans: Vec<catalog::TablePlan> = catalog
+    let measures = catalog::measure(&tx, url, &catalog, &count_plans(&catalog)).await?;
+    let _ = tx.rollback().await;
+    Ok(Snapshot { catalog, measures })
+}
+
+/// Exact row counts of every table, no checksums.
+fn count_plans(catalog: &Catalog) -> Vec<catalog::TablePlan> {
+    catalog
         .tables
         .keys()
         .map(|t| catalog::TablePlan {
             table: t.clone(),
             checksum_columns: None,
         })
-        .collect();
-    let measures = catalog::measure(&tx, url, &catalog, &plans).await?;
-    let _ = tx.rollback().await;
-    Ok(Snapshot { catalog, measures })
+        .collect()
 }
 
 /// The tables whose data is copied.
@@ -408,6 +404,41 @@ fn join_or_none(revs: &[String]) -> String {
 pub fn check_tools(sh: &Shell, tools: &PgTools, source: &SourceRead) -> Result<()> {
     let dump = tools.tool_version(sh, Tool::PgDump)?;
     tools.check_can_dump(&dump, &source.version, &source.endpoint.url)
+}
+
+/// The source's side of a copy's preflight, before anything on the target is touched: the source
+/// read in its snapshot, the tools checked against it, its Alembic revision against this repo's
+/// heads (with `--schema migrations`), and the tables chosen. Errors say `untouched`.
+pub fn read_source(
+    sh: &Shell,
+    rt: &Runtime,
+    tools: &PgTools,
+    db: Database,
+    source: Endpoint,
+    copy: &CopyArgs,
+    untouched: &str,
+) -> Result<(SourceRead, Vec<String>, Selection)> {
+    let label = db.label();
+    let side = source.side.clone();
+    let source = rt
+        .block_on(SourceRead::open(source, copy.connect_timeout()))
+        .with_context(|| format!("reading the {side} {label} database; {untouched}"))?;
+    check_tools(sh, tools, &source)
+        .with_context(|| format!("checking the tools for {label}; {untouched}"))?;
+    let heads = match copy.schema {
+        SchemaMode::Migrations => {
+            check_source_revision(sh, db, &source, copy.allow_revision_mismatch)
+                .with_context(|| format!("{label}: {untouched}"))?
+        }
+        SchemaMode::Source => Vec::new(),
+    };
+    let selection = select_tables(
+        &source.catalog,
+        &copy.tables,
+        &copy.exclude_tables,
+        copy.schema,
+    )?;
+    Ok((source, heads, selection))
 }
 
 /// Streams the selection's data from the source into `target_url` in one transaction.
