@@ -28,16 +28,15 @@ use crate::{
     pg::{
         client::{self, quote_ident},
         lock::{self, DbLock},
-        stream::StreamProgress,
-        PgTools, Tool,
+        PgTools,
     },
     transfer::{
         self,
         backup::{self, Backup},
         load::LoadMode,
-        CopyArgs, Expectations, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
+        CopyArgs, CopyStep, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
     },
-    verify::{catalog::Snapshot, AlembicHeads, Endpoint},
+    verify::{catalog::Snapshot, Endpoint},
 };
 
 #[derive(Args, Debug)]
@@ -387,13 +386,13 @@ impl DbPull {
         for p in pulls.iter_mut() {
             let label = p.db.label();
             if p.selection.partial {
-                self.load_and_check(rt, tools, p, p.target.clone(), timeout, say)
+                self.load_and_check(rt, tools, p, p.target.clone(), say)
                     .with_context(|| format!("{label}: loading the selected tables"))?;
             } else {
                 let staging = self
                     .build_staging(sh, rt, tools, p, timeout, say)
                     .with_context(|| format!("{label}: building the new copy"))?;
-                self.load_and_check(rt, tools, p, staging, timeout, say)
+                self.load_and_check(rt, tools, p, staging, say)
                     .with_context(|| format!("{label}: loading the data"))?;
             }
         }
@@ -474,25 +473,13 @@ impl DbPull {
                 ));
             }
             SchemaMode::Source => {
-                let snapshot = format!("--snapshot={}", p.source.snapshot);
-                let dump = tools.command(
-                    Tool::PgDump,
+                transfer::copy_schema(
+                    tools,
+                    &p.source,
                     Side::Remote,
-                    &p.source.endpoint.url,
-                    &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
-                );
-                let load = tools.command(
-                    Tool::Psql,
-                    Side::Local,
                     &staging,
-                    &["--quiet", "--single-transaction"],
-                );
-                let schema_log = |path: &std::path::Path| path.with_extension("schema.log");
-                PgTools::pipe(
-                    &dump,
-                    &load,
-                    &schema_log(&p.logs.dump),
-                    &schema_log(&p.logs.load),
+                    Side::Local,
+                    &p.logs,
                 )
                 .context("copying the source's schema")?;
                 say(format!("{}: schema copied from the source", p.db.label()));
@@ -515,73 +502,22 @@ impl DbPull {
         tools: &PgTools,
         p: &mut Pull,
         into: DbUrl,
-        timeout: Duration,
         say: &dyn Fn(String),
     ) -> Result<()> {
-        let label = p.db.label();
-        let mut shaper = rt.block_on(transfer::prepare_load(
-            &into,
-            timeout,
-            LoadMode::Replace,
-            &p.selection,
-        ))?;
-        shaper.expect_rows(
-            p.selection
-                .tables
-                .iter()
-                .map(|t| (t.clone(), p.source.rows(t)))
-                .collect(),
-        );
-        let progress = StreamProgress::default();
-        transfer::load_data(
-            tools,
-            &p.source,
-            Side::Remote,
-            &into,
-            Side::Local,
-            &p.selection,
-            &mut shaper,
-            &p.logs,
-            &progress,
-            p.db.label(),
-            self.copy.show_progress,
-        )?;
-        interrupt::check("the data load")?;
-        let loaded = progress.snapshot();
-        say(format!(
-            "{label}: {} tables, {} rows loaded by COPY (log: {})",
-            loaded.len(),
-            loaded.iter().map(|t| t.rows).sum::<u64>(),
-            p.logs.load.display()
-        ));
-        let heads = (self.copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {
-            config: AlembicConfig::of(p.db).ini().to_string(),
-            heads: p.heads.clone(),
-            error: None,
-        });
-        let expect = Expectations {
+        let step = CopyStep {
+            db: p.db,
+            source: &p.source,
+            source_side: Side::Remote,
+            target: &into,
+            target_side: Side::Local,
             selection: &p.selection,
+            heads: &p.heads,
+            logs: &p.logs,
             mode: LoadMode::Replace,
-            alembic: !p.selection.partial && !self.copy.allow_revision_mismatch,
-            checksums: self.copy.checksums,
-            heads,
         };
-        let target = Endpoint::new(Side::Local.label(), into);
-        let check = rt.block_on(transfer::verify_copy(
-            p.db, &p.source, &target, &expect, timeout,
-        ))?;
-        for w in &check.warnings {
-            say(format!("{label}: warning: {w}"));
-        }
-        p.warnings = check.warnings.clone();
-        if !check.problems.is_empty() {
-            bail!(
-                "the copy does not match the source:\n  {}",
-                check.problems.join("\n  ")
-            );
-        }
-        let summary = check.comparison.summary();
-        say(format!("verified against the source's snapshot: {summary}"));
+        step.load(rt, tools, &self.copy, say)?;
+        let (summary, warnings) = step.verify(rt, &self.copy, say)?;
+        p.warnings = warnings;
         p.verified = Some(summary);
         Ok(())
     }

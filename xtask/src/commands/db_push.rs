@@ -28,16 +28,15 @@ use crate::{
     pg::{
         client::{self, ConnectFailure},
         lock::{self, DbLock},
-        stream::StreamProgress,
-        PgTools, Tool,
+        PgTools,
     },
     transfer::{
         self,
         backup::{self, Backup},
         load::LoadMode,
-        CopyArgs, Expectations, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
+        CopyArgs, CopyStep, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
     },
-    verify::{catalog::Snapshot, AlembicHeads, Endpoint},
+    verify::{catalog::Snapshot, Endpoint},
 };
 
 #[derive(Args, Debug)]
@@ -420,25 +419,13 @@ impl DbPush {
                 }
             }
             SchemaMode::Source => {
-                let snapshot = format!("--snapshot={}", p.source.snapshot);
-                let dump = tools.command(
-                    Tool::PgDump,
+                transfer::copy_schema(
+                    tools,
+                    &p.source,
                     Side::Local,
-                    &p.source.endpoint.url,
-                    &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
-                );
-                let load = tools.command(
-                    Tool::Psql,
-                    Side::Remote,
                     &p.target,
-                    &["--quiet", "--single-transaction"],
-                );
-                let schema_log = |path: &std::path::Path| path.with_extension("schema.log");
-                PgTools::pipe(
-                    &dump,
-                    &load,
-                    &schema_log(&p.logs.dump),
-                    &schema_log(&p.logs.load),
+                    Side::Remote,
+                    &p.logs,
                 )
                 .with_context(|| format!("{label}: copying the local schema to the remote"))?;
                 say(format!("{label}: local schema created on the remote"));
@@ -449,71 +436,22 @@ impl DbPush {
             .with_context(|| format!("{label}: checking the remote schema"))?;
 
         interrupt::check("the data step")?;
-        let mut shaper = rt.block_on(transfer::prepare_load(
-            &p.target,
-            timeout,
-            self.mode,
-            &p.selection,
-        ))?;
-        shaper.expect_rows(
-            p.selection
-                .tables
-                .iter()
-                .map(|t| (t.clone(), p.source.rows(t)))
-                .collect(),
-        );
-        let progress = StreamProgress::default();
-        transfer::load_data(
-            tools,
-            &p.source,
-            Side::Local,
-            &p.target,
-            Side::Remote,
-            &p.selection,
-            &mut shaper,
-            &p.logs,
-            &progress,
-            p.db.label(),
-            self.copy.show_progress,
-        )
-        .with_context(|| format!("{label}: loading the data"))?;
-        p.loaded = true;
-        let loaded = progress.snapshot();
-        say(format!(
-            "{label}: {} tables, {} rows loaded by COPY in one transaction (log: {})",
-            loaded.len(),
-            loaded.iter().map(|t| t.rows).sum::<u64>(),
-            p.logs.load.display()
-        ));
-
-        let heads = (self.copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {
-            config: AlembicConfig::of(p.db).ini().to_string(),
-            heads: p.heads.clone(),
-            error: None,
-        });
-        let expect = Expectations {
+        let step = CopyStep {
+            db: p.db,
+            source: &p.source,
+            source_side: Side::Local,
+            target: &p.target,
+            target_side: Side::Remote,
             selection: &p.selection,
+            heads: &p.heads,
+            logs: &p.logs,
             mode: self.mode,
-            alembic: !p.selection.partial && !self.copy.allow_revision_mismatch,
-            checksums: self.copy.checksums,
-            heads,
         };
-        let target = Endpoint::new(Side::Remote.label(), p.target.clone());
-        let check = rt.block_on(transfer::verify_copy(
-            p.db, &p.source, &target, &expect, timeout,
-        ))?;
-        for w in &check.warnings {
-            say(format!("{label}: warning: {w}"));
-        }
-        p.warnings = check.warnings.clone();
-        if !check.problems.is_empty() {
-            bail!(
-                "{label}: the remote does not match the local data after the push:\n  {}",
-                check.problems.join("\n  ")
-            );
-        }
-        let summary = check.comparison.summary();
-        say(format!("verified against the local snapshot: {summary}"));
+        step.load(rt, tools, &self.copy, say)
+            .with_context(|| format!("{label}: loading the data"))?;
+        p.loaded = true;
+        let (summary, warnings) = step.verify(rt, &self.copy, say)?;
+        p.warnings = warnings;
         p.verified = Some(summary);
         Ok(())
     }

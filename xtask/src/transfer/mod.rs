@@ -546,6 +546,146 @@ pub fn progress_wanted(json: bool) -> bool {
     !json && std::io::stderr().is_terminal()
 }
 
+/// `--schema source`: the source's schema (`pg_dump --schema-only` in its snapshot) into the
+/// target, in one transaction; each side's stderr goes next to the data logs.
+pub fn copy_schema(
+    tools: &PgTools,
+    source: &SourceRead,
+    source_side: Side,
+    target: &DbUrl,
+    target_side: Side,
+    logs: &LoadLogs,
+) -> Result<()> {
+    let snapshot = format!("--snapshot={}", source.snapshot);
+    let dump = tools.command(
+        Tool::PgDump,
+        source_side,
+        &source.endpoint.url,
+        &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
+    );
+    let load = tools.command(
+        Tool::Psql,
+        target_side,
+        target,
+        &["--quiet", "--single-transaction"],
+    );
+    let schema_log = |path: &Path| path.with_extension("schema.log");
+    PgTools::pipe(
+        &dump,
+        &load,
+        &schema_log(&logs.dump),
+        &schema_log(&logs.load),
+    )
+}
+
+/// One database's copy, once its target schema is ready: the load, then its verification. Both
+/// commands run the same two steps; only the direction (sides) and the mode differ.
+pub struct CopyStep<'a> {
+    pub db: Database,
+    pub source: &'a SourceRead,
+    pub source_side: Side,
+    pub target: &'a DbUrl,
+    pub target_side: Side,
+    pub selection: &'a Selection,
+    /// The Alembic heads the source was checked against (`--schema migrations`), else empty.
+    pub heads: &'a [String],
+    pub logs: &'a LoadLogs,
+    pub mode: LoadMode,
+}
+
+impl CopyStep<'_> {
+    /// Streams the data in one transaction that asserts every table's row count before COMMIT.
+    pub fn load(
+        &self,
+        rt: &Runtime,
+        tools: &PgTools,
+        copy: &CopyArgs,
+        say: &dyn Fn(String),
+    ) -> Result<()> {
+        let label = self.db.label();
+        let mut shaper = rt.block_on(prepare_load(
+            self.target,
+            copy.connect_timeout(),
+            self.mode,
+            self.selection,
+        ))?;
+        shaper.expect_rows(
+            self.selection
+                .tables
+                .iter()
+                .map(|t| (t.clone(), self.source.rows(t)))
+                .collect(),
+        );
+        let progress = StreamProgress::default();
+        load_data(
+            tools,
+            self.source,
+            self.source_side,
+            self.target,
+            self.target_side,
+            self.selection,
+            &mut shaper,
+            self.logs,
+            &progress,
+            label,
+            copy.show_progress,
+        )?;
+        crate::interrupt::check("the data load")?;
+        let loaded = progress.snapshot();
+        say(format!(
+            "{label}: {} tables, {} rows loaded by COPY in one transaction (log: {})",
+            loaded.len(),
+            loaded.iter().map(|t| t.rows).sum::<u64>(),
+            self.logs.load.display()
+        ));
+        Ok(())
+    }
+
+    /// Verifies the target against the source's snapshot; returns the summary line and the
+    /// warnings (already said), or fails listing every problem.
+    pub fn verify(
+        &self,
+        rt: &Runtime,
+        copy: &CopyArgs,
+        say: &dyn Fn(String),
+    ) -> Result<(String, Vec<String>)> {
+        let label = self.db.label();
+        let heads = (copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {
+            config: AlembicConfig::of(self.db).ini().to_string(),
+            heads: self.heads.to_vec(),
+            error: None,
+        });
+        let expect = Expectations {
+            selection: self.selection,
+            mode: self.mode,
+            alembic: !self.selection.partial && !copy.allow_revision_mismatch,
+            checksums: copy.checksums,
+            heads,
+        };
+        let target = Endpoint::new(self.target_side.label(), self.target.clone());
+        let check = rt.block_on(verify_copy(
+            self.db,
+            self.source,
+            &target,
+            &expect,
+            copy.connect_timeout(),
+        ))?;
+        for w in &check.warnings {
+            say(format!("{label}: warning: {w}"));
+        }
+        if !check.problems.is_empty() {
+            bail!(
+                "{label}: the {} copy does not match the source's snapshot:\n  {}",
+                self.target_side.label(),
+                check.problems.join("\n  ")
+            );
+        }
+        let summary = check.comparison.summary();
+        say(format!("verified against the source's snapshot: {summary}"));
+        Ok((summary, check.warnings))
+    }
+}
+
 /// The two logs of one database's load.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LoadLogs {
