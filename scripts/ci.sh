@@ -19,6 +19,9 @@ section() { printf '\n==> ci: %s\n' "$*" >&2; }
 section "test suite (scripts/test.sh)"
 scripts/test.sh "$@"
 
+section "the README's reliability matrix matches the cases the suite recorded"
+scripts/reliability-matrix.py --check
+
 section "pre-commit checks (scripts/git-hooks/pre-commit)"
 scripts/git-hooks/pre-commit
 

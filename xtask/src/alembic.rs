@@ -1,17 +1,102 @@
 //! The app's two Alembic configs, run as the runbooks run them (`uv run alembic -c <config> ...`
 //! in `backend/`), with the target URL in the child's environment, never in its arguments.
+//!
+//! Two failures get messages of their own: no `uv` on PATH (how to install it), and a migration
+//! that fails during `upgrade` (which migration, its error, and the revision the database is at
+//! afterwards: on PostgreSQL Alembic runs the whole upgrade in one transaction, rolled back on
+//! failure).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;
 use xshell::Shell;
 
 use crate::config::{Database, DbUrl};
-use crate::pg::PreparedCommand;
+use crate::pg::{client, describe_status, tail_block, PreparedCommand};
+
+/// Where `program` is found on PATH, as the OS would find it; `None` when it is not there.
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(candidate)
+                    .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false)
+            }
+            #[cfg(not(unix))]
+            {
+                candidate.is_file()
+            }
+        })
+}
+
+/// Refuses, with how to install it, when `uv` is not on PATH: every Alembic call goes through it.
+pub fn require_uv() -> Result<()> {
+    if find_on_path("uv").is_some() {
+        return Ok(());
+    }
+    bail!(
+        "uv is not installed or not on PATH: Alembic runs as `uv run alembic` in backend/. \
+         Install uv (`pip install uv`, or `curl -LsSf https://astral.sh/uv/install.sh | sh`; \
+         scripts/onboard.sh installs it), make sure `uv --version` works in this shell, and run \
+         again"
+    )
+}
+
+/// Whether a child ended by a signal (or, through `uv`, with 128 + the signal).
+fn killed(status: std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if status.signal().is_some() {
+            return true;
+        }
+    }
+    matches!(status.code(), Some(130 | 137 | 143))
+}
+
+/// What a failed `alembic upgrade` printed: the last migration it started (`from -> to`) and the
+/// last line of the error (`RuntimeError: ...`).
+fn failed_migration(stderr: &str) -> (Option<String>, Option<String>) {
+    let step = stderr.lines().rev().find_map(|line| {
+        let rest = &line[line.find("Running upgrade ")? + "Running upgrade ".len()..];
+        // `c0005_x -> c0006_y, message`: the message is the script's docstring, left out.
+        Some(rest.split(',').next().unwrap_or(rest).trim().to_string())
+    });
+    let error = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string);
+    (step, error)
+}
+
+/// The revisions in a database's alembic_version, read on a thread of its own (callers may or
+/// may not be inside a runtime); `None` when they cannot be read.
+fn revisions_now(url: &DbUrl) -> Option<Option<Vec<String>>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            client::block_on(async {
+                let conn = client::connect(url, client::default_connect_timeout()).await?;
+                recorded_revisions(&conn, url).await
+            })
+            .ok()?
+            .ok()
+        })
+        .join()
+        .ok()
+        .flatten()
+    })
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,23 +147,82 @@ impl AlembicConfig {
         if let Some(url) = url {
             cmd = cmd.secret_env(self.url_var(), &url.to_secret_uri());
         }
-        cmd
+        // Its sessions carry the xtask's name: one left running by a killed Alembic can be found
+        // (pg_stat_activity) and ended.
+        cmd.secret_env(
+            "PGAPPNAME",
+            &format!("xtask alembic (pid {})", std::process::id()),
+        )
     }
 
     /// The heads of the migration scripts (no database needed). More than one is a finding.
     pub fn heads(self, sh: &Shell, backend_dir: &Path) -> Result<Vec<String>> {
-        let out = self
-            .command(backend_dir, None, &["heads"])
-            .read(sh)
+        let out = require_uv()
+            .and_then(|()| self.command(backend_dir, None, &["heads"]).read(sh))
             .with_context(|| format!("reading the heads of {}", self.ini()))?;
         Ok(parse_revisions(&out))
     }
 
+    /// `alembic upgrade <target>`. A failure names the migration that failed, its error, and the
+    /// revision the database is at afterwards.
     pub fn upgrade(self, sh: &Shell, backend_dir: &Path, url: &DbUrl, target: &str) -> Result<()> {
-        self.command(backend_dir, Some(url), &["upgrade", target])
-            .read(sh)
-            .with_context(|| format!("`alembic -c {} upgrade {target}` on {url}", self.ini()))?;
-        Ok(())
+        let what = format!("`alembic -c {} upgrade {target}` on {url}", self.ini());
+        require_uv().with_context(|| what.clone())?;
+        let cmd = self.command(backend_dir, Some(url), &["upgrade", target]);
+        let output = cmd
+            .to_xshell(sh)
+            .ignore_status()
+            .output()
+            .with_context(|| format!("cannot start `{cmd}`"))
+            .with_context(|| what.clone())?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let (step, error) = failed_migration(&stderr);
+        // Stopped from outside (Ctrl-C, a kill): not the migration's fault, whatever it printed.
+        let stopped = crate::interrupt::interrupted() || killed(output.status);
+        let failed = match (&step, &error) {
+            _ if stopped => format!(
+                "was stopped ({}){}",
+                describe_status(output.status),
+                step.as_deref()
+                    .map(|s| format!(" during the migration {s}"))
+                    .unwrap_or_default()
+            ),
+            (Some(step), Some(error)) => format!("failed in the migration {step}: {error}"),
+            (None, Some(error)) => format!("failed before any migration ran: {error}"),
+            _ => "failed".to_string(),
+        };
+        let rolled_back = if step.is_some() {
+            "the upgrade's transaction was rolled back: "
+        } else {
+            ""
+        };
+        let now = match revisions_now(url) {
+            Some(Some(revs)) if !revs.is_empty() => format!(
+                "; {rolled_back}the database is at revision {} now",
+                revs.join(", ")
+            ),
+            Some(_) => format!("; {rolled_back}the database has no Alembic revision now"),
+            None => String::new(),
+        };
+        let fix = if stopped {
+            ". Run the command again to finish".to_string()
+        } else if step.is_some() {
+            format!(
+                ". Fix that migration (the scripts of {} in {}), then run again",
+                self.ini(),
+                backend_dir.display()
+            )
+        } else {
+            String::new()
+        };
+        bail!(
+            "{what} {failed}{now}{fix} (`{cmd}`: {}){}",
+            describe_status(output.status),
+            tail_block(&stderr)
+        )
     }
 
     /// `alembic stamp --purge <revisions>`: empties `alembic_version` and records `revisions` in
@@ -92,8 +236,8 @@ impl AlembicConfig {
         url: &DbUrl,
         revisions: &[&str],
     ) -> Result<()> {
-        self.stamp_command(backend_dir, url, revisions)
-            .read(sh)
+        require_uv()
+            .and_then(|()| self.stamp_command(backend_dir, url, revisions).read(sh))
             .with_context(|| {
                 format!(
                     "`alembic -c {} stamp --purge {}` on {url}",
@@ -118,9 +262,11 @@ impl AlembicConfig {
     /// The revision graph of the migration scripts (`alembic history --verbose`; no database
     /// needed). Loading it imports every script, so a script that does not load is an error here.
     pub fn history(self, sh: &Shell, backend_dir: &Path) -> Result<RevisionGraph> {
-        let out = self
-            .command(backend_dir, None, &["history", "--verbose"])
-            .read(sh)
+        let out = require_uv()
+            .and_then(|()| {
+                self.command(backend_dir, None, &["history", "--verbose"])
+                    .read(sh)
+            })
             .with_context(|| format!("reading the history of {}", self.ini()))?;
         Ok(RevisionGraph::parse(&out))
     }
@@ -356,6 +502,36 @@ Path: /b/migrations_core/versions/c0001_base.py
             AlembicConfig::Ai.merge_command(&["a1".into(), "a2".into()]),
             "uv run alembic -c alembic_ai.ini merge -m \"merge heads\" a1 a2"
         );
+    }
+
+    #[test]
+    fn a_failed_upgrade_names_the_migration_and_its_error() {
+        let stderr = "\
+INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.
+INFO  [alembic.runtime.migration] Will assume transactional DDL.
+INFO  [alembic.runtime.migration] Running upgrade c0004_risk -> c0005_corr, correlations
+INFO  [alembic.runtime.migration] Running upgrade c0005_corr -> c0006_boom, boom, at last
+Traceback (most recent call last):
+  File \"/b/migrations_core/versions/c0006_boom.py\", line 12, in upgrade
+    raise RuntimeError(\"boom\")
+RuntimeError: boom
+
+";
+        let (step, error) = failed_migration(stderr);
+        assert_eq!(step.as_deref(), Some("c0005_corr -> c0006_boom"));
+        assert_eq!(error.as_deref(), Some("RuntimeError: boom"));
+        let (step, error) = failed_migration("FAILED: Can't locate revision identified by 'x'\n");
+        assert_eq!(step, None);
+        assert_eq!(
+            error.as_deref(),
+            Some("FAILED: Can't locate revision identified by 'x'")
+        );
+    }
+
+    #[test]
+    fn programs_are_found_on_path_only() {
+        assert!(find_on_path("sh").is_some());
+        assert!(find_on_path("xtask-no-such-program").is_none());
     }
 
     #[test]

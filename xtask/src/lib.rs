@@ -7,6 +7,7 @@ pub mod config;
 pub mod confirm;
 pub mod exit;
 pub mod interrupt;
+pub mod migrations;
 pub mod pg;
 pub mod transfer;
 pub mod verify;

@@ -12,21 +12,13 @@ use std::{
 };
 
 use bench::{
-    both_fingerprints, fingerprint, finish, init_and_seed, pids_with, wait_for, walk, Bench, AI,
-    CORE,
+    both_fingerprints, fingerprint, finish, init_and_seed, leftover_databases, pids_with, wait_for,
+    walk, Bench, CORE,
 };
-use support::{query, query_one, PgContainer, PASSWORD};
+use support::{fault_case, query, query_one, PgContainer, PASSWORD};
 
 fn pull_bench() -> Bench {
-    Bench::start(init_and_seed, |pg: &PgContainer| {
-        init_and_seed(pg);
-        query(
-            &pg.url(CORE),
-            "DELETE FROM position_tags; UPDATE users SET full_name = 'local only'; \
-             DELETE FROM market_data_cache WHERE id % 3 = 0",
-        );
-        query(&pg.url(AI), "DELETE FROM ai_feedback");
-    })
+    Bench::start(init_and_seed, bench::differing_local)
 }
 
 #[test]
@@ -42,14 +34,17 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
 
     let run = bench.run("db-pull", &["--yes"]);
     assert_eq!(run.code, 0, "{}", run.all());
+    // The first pull on this server ran the migrations once, into the kept schema builds.
+    assert!(
+        run.stderr.contains("kept for the next pulls"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(both_fingerprints(&bench.local), remote);
     assert!(run.stdout.contains("core: equal"), "{}", run.stdout);
     assert!(run.stdout.contains("ai: equal"), "{}", run.stdout);
     // The staging databases are gone, the originals replaced, not renamed aside.
-    let dbs = query_one(
-        &bench.local.url("postgres"),
-        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE '%xtask%'",
-    );
+    let dbs = leftover_databases(&bench.local);
     assert_eq!(dbs, "", "leftover databases: {dbs}");
 
     // The backups hold what the local databases held: restore one and compare.
@@ -83,9 +78,51 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
     assert!(restored.success());
     assert_eq!(fingerprint(&bench.local.url("restored")), local_before[0]);
 
-    // A second pull finds nothing to change and is still equal (idempotent).
-    let again = bench.run("db-pull", &["--yes", "--no-backup", "--core-only"]);
+    // A second pull finds nothing to change and is still equal (idempotent). It clones the kept
+    // schema instead of running Alembic, and loads on two connections.
+    let again = bench.run("db-pull", &["--yes", "--no-backup", "--jobs", "2"]);
     assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again.stderr.contains("cloned from xtask_schema_core_"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("loaded by COPY on 2 connections"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(both_fingerprints(&bench.local), remote);
+    assert_eq!(leftover_databases(&bench.local), "");
+    // The copy's indexes and constraints are the migrations' own, built after the data.
+    let shape = |url: &str| {
+        query_one(
+            url,
+            "SELECT (SELECT string_agg(indexdef, '; ' ORDER BY indexdef) FROM pg_indexes \
+             WHERE schemaname = 'public') || ' | ' || (SELECT string_agg(conname || ':' || \
+             pg_get_constraintdef(oid), '; ' ORDER BY conname) FROM pg_constraint \
+             WHERE connamespace = 'public'::regnamespace)",
+        )
+    };
+    assert_eq!(
+        shape(&bench.local.url(CORE)),
+        shape(&bench.remote.url(CORE))
+    );
+
+    // With the cache off, the migrations run again, and the result is the same.
+    let uncached = bench.run_with(
+        "db-pull",
+        &["--yes", "--no-backup", "--core-only"],
+        &[("XTASK_SCHEMA_CACHE", "off")],
+    );
+    assert_eq!(uncached.code, 0, "{}", uncached.all());
+    assert!(
+        uncached
+            .stderr
+            .contains("schema built by alembic -c alembic.ini upgrade head\n"),
+        "{}",
+        uncached.stderr
+    );
     assert_eq!(fingerprint(&bench.local.url(CORE)), remote[0]);
 }
 
@@ -94,11 +131,15 @@ fn refusals_leave_the_local_databases_untouched() {
     require_docker!();
     let bench = pull_bench();
     let before = both_fingerprints(&bench.local);
+    // Recorded for the reliability matrix once the data is checked, at the end.
+    let mut cases: Vec<(&str, support::Run, i32, Vec<&str>)> = Vec::new();
 
     // No terminal and no --yes.
     let run = bench.run("db-pull", &[]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+
+    cases.push(("no terminal and no --yes", run, 2, vec!["--yes"]));
 
     // --dry-run prints the plan and stops.
     let run = bench.run("db-pull", &["--dry-run"]);
@@ -131,6 +172,13 @@ fn refusals_leave_the_local_databases_untouched() {
     );
     holder.join().unwrap();
 
+    cases.push((
+        "another session (the app) on the local database",
+        run,
+        1,
+        vec!["--terminate-connections", "the-app"],
+    ));
+
     // A source table that the local schema lacks: named, never skipped.
     query(
         &bench.remote.url(CORE),
@@ -142,6 +190,12 @@ fn refusals_leave_the_local_databases_untouched() {
     assert!(run.stderr.contains("missing on local"), "{}", run.stderr);
     query(&bench.remote.url(CORE), "DROP TABLE \"Odd Table\"");
 
+    cases.push((
+        "a source table that the migrations lack (\"Odd Table\")",
+        run,
+        1,
+        vec!["missing on local", "\"Odd Table\""],
+    ));
     // A source that is not at this repo's head.
     query(
         &bench.remote.url(CORE),
@@ -160,11 +214,25 @@ fn refusals_leave_the_local_databases_untouched() {
         run.stderr
     );
 
+    cases.push((
+        "the source is not at this checkout's Alembic head",
+        run,
+        1,
+        vec!["--allow-revision-mismatch", "c0004_risk_analytics"],
+    ));
+
     // A source without alembic_version, with --schema migrations.
     query(&bench.remote.url(CORE), "DROP TABLE alembic_version");
     let run = bench.run("db-pull", &["--yes", "--core-only"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("no alembic_version"), "{}", run.stderr);
+
+    cases.push((
+        "the source has no alembic_version (--schema migrations)",
+        run,
+        1,
+        vec!["no alembic_version"],
+    ));
 
     // An unknown source database.
     let run = bench.run(
@@ -179,12 +247,21 @@ fn refusals_leave_the_local_databases_untouched() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 
+    cases.push(("an unknown source database", run, 1, vec!["does not exist"]));
+
     // The same URL for Core and AI.
     let run = bench.run(
         "db-pull",
         &["--yes", "--local-ai-url", &bench.local.url(CORE)],
     );
     assert_eq!(run.code, 2, "{}", run.all());
+
+    cases.push((
+        "the same URL for Core and AI",
+        run,
+        2,
+        vec!["the same database"],
+    ));
 
     // An unreachable source.
     let run = bench.run(
@@ -205,6 +282,13 @@ fn refusals_leave_the_local_databases_untouched() {
         run.stderr
     );
 
+    cases.push((
+        "an unreachable source (nothing listens)",
+        run,
+        1,
+        vec!["nothing local was touched"],
+    ));
+
     // A missing container.
     let run = bench.run(
         "db-pull",
@@ -216,8 +300,24 @@ fn refusals_leave_the_local_databases_untouched() {
         "{}",
         run.stderr
     );
+    cases.push((
+        "a missing container",
+        run,
+        1,
+        vec!["no-such-container-xtask"],
+    ));
 
     assert_eq!(both_fingerprints(&bench.local), before);
+    for (case, run, code, says) in cases {
+        fault_case(
+            "db-pull",
+            case,
+            &run,
+            code,
+            &says,
+            "local Core and AI unchanged (fingerprints)",
+        );
+    }
 }
 
 /// Starts a pull and holds it where pg_dump has started streaming data from the remote: the
@@ -278,6 +378,14 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     assert!(run.stderr.contains("positions"), "{}", run.stderr);
     assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
     assert_eq!(both_fingerprints(&bench.local), before);
+    fault_case(
+        "db-pull",
+        "a source row that the local CHECK constraint rejects",
+        &run,
+        1,
+        &["ck_positions_position_type", "unchanged"],
+        "local Core and AI unchanged (fingerprints); no staging database left",
+    );
     query(
         &bench.remote.url(CORE),
         "UPDATE positions SET position_type = 'LONG' WHERE position_type = 'BOGUS'",
@@ -300,6 +408,14 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     assert!(run.stderr.contains("pg_dump"), "{}", run.stderr);
     assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
     assert_eq!(core_before(), before[0]);
+    fault_case(
+        "db-pull",
+        "pg_dump SIGKILLed while it streams",
+        &run,
+        1,
+        &["reading the source failed", "unchanged"],
+        "local Core unchanged (fingerprint)",
+    );
 
     // The remote server stopped mid-run.
     let (child, locker) = pull_stalled_in_pg_dump(&bench);
@@ -309,11 +425,15 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
     assert_eq!(core_before(), before[0]);
-    let leftovers = query_one(
-        &bench.local.url("postgres"),
-        "SELECT count(*) FROM pg_database WHERE datname LIKE '%xtask%'",
+    assert_eq!(leftover_databases(&bench.local), "");
+    fault_case(
+        "db-pull",
+        "the source server stopped mid-stream",
+        &run,
+        1,
+        &["unchanged"],
+        "local Core unchanged (fingerprint); no staging database left",
     );
-    assert_eq!(leftovers, "0");
 }
 
 /// Every process's command line on the machine, sampled now.
@@ -361,13 +481,8 @@ fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the
     let second = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
     assert_eq!(second.code, 1, "{}", second.all());
     assert!(second.stderr.contains("is busy"), "{}", second.stderr);
-    assert!(
-        second
-            .stderr
-            .contains(&format!("xtask db-pull (pid {})", first.id())),
-        "{}",
-        second.stderr
-    );
+    let holder = format!("xtask db-pull (pid {})", first.id());
+    assert!(second.stderr.contains(&holder), "{}", second.stderr);
 
     // Ctrl-C: the children stop, nothing is kept, exit 130.
     Command::new("kill")
@@ -380,6 +495,22 @@ fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
     assert_eq!(fingerprint(&bench.local.url(CORE)), before);
+    fault_case(
+        "db-pull",
+        "a second pull of the same database while the first streams",
+        &second,
+        1,
+        &["is busy", "xtask db-pull (pid "],
+        "local Core unchanged (fingerprint)",
+    );
+    fault_case(
+        "db-pull",
+        "Ctrl-C (SIGINT) while the data streams",
+        &run,
+        130,
+        &["interrupted", "unchanged"],
+        "local Core unchanged (fingerprint); the lock is released (the next pull works)",
+    );
 
     // The lock went with the interrupted run: the next pull works.
     let run = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
@@ -443,6 +574,15 @@ fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
             run.stderr.contains("nothing local was touched"),
             "{}",
             run.stderr
+        );
+        assert_eq!(fingerprint(&dst), fingerprint(&src));
+        fault_case(
+            "db-pull",
+            "the host's pg_dump 15 against a PostgreSQL 17 server",
+            &run,
+            1,
+            &["pg_dump 15", "server 17", "nothing local was touched"],
+            "local unchanged (fingerprint)",
         );
         assert_eq!(fingerprint(&dst), fingerprint(&src));
     }
@@ -511,5 +651,14 @@ fn awkward_names_and_a_hyphenated_database_copy_exactly() {
             r#"INSERT INTO "My Schema"."Order ""Items"".v2" ("select") VALUES ('x') RETURNING "Id""#
         ),
         "501"
+    );
+    fault_case(
+        "db-pull",
+        "capitals, spaces, quotes, dots, % and reserved words in schemas, tables and columns; a \
+         hyphenated database; `sslmode=disable` in the URLs; a password with @ : / % ? # &",
+        &run,
+        0,
+        &["checksums match"],
+        "copied exactly (fingerprints and checksums equal; the identity continues at 501)",
     );
 }

@@ -7,7 +7,7 @@ mod bench;
 mod support;
 
 use bench::{both_fingerprints, fingerprint, init_and_seed, Bench, AI, CORE};
-use support::{query, query_one, PgContainer};
+use support::{fault_case, query, query_one, PgContainer};
 
 /// The container starts with an empty sigmasight_db; the AI database is created empty.
 fn create_empty_databases(pg: &PgContainer) {
@@ -102,10 +102,14 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
         support::run_xtask(&args, &env)
     };
 
+    // Recorded for the reliability matrix once the data is checked, at the end.
+    let mut cases: Vec<(&str, support::Run, i32, Vec<&str>)> = Vec::new();
+
     // No terminal, no --yes.
     let run = bench.run("db-push", &[]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    cases.push(("no terminal and no --yes", run, 2, vec!["--yes"]));
 
     // A protected host: --yes alone, a wrong confirmation, and --no-backup are refused.
     let run = protected(&["--yes"]);
@@ -116,8 +120,20 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
         "{}",
         run.stderr
     );
+    cases.push((
+        "a protected host with --yes alone",
+        run,
+        2,
+        vec!["--confirm-target 127.0.0.1/sigmasight_db"],
+    ));
     let run = protected(&["--yes", "--confirm-target", "127.0.0.1/railway"]);
     assert_eq!(run.code, 2, "{}", run.all());
+    cases.push((
+        "a protected host with a wrong --confirm-target",
+        run,
+        2,
+        vec!["--confirm-target"],
+    ));
     let run = protected(&[
         "--yes",
         "--core-only",
@@ -131,6 +147,12 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
         "{}",
         run.stderr
     );
+    cases.push((
+        "a protected host with --no-backup",
+        run,
+        2,
+        vec!["--no-backup is refused"],
+    ));
 
     // --dry-run shows the plan and changes nothing.
     let run = bench.run("db-push", &["--dry-run"]);
@@ -159,4 +181,22 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
     assert_eq!(fingerprint(&bench.remote.url(CORE)), after_constraint);
     assert_eq!(fingerprint(&bench.remote.url(AI)), before[1]);
     assert_eq!(after_constraint, before[0]);
+    fault_case(
+        "db-push",
+        "a remote CHECK constraint that the local data violates (mid-data)",
+        &run,
+        1,
+        &["only_long", "rolled back", "backup from before the push"],
+        "remote Core and AI unchanged (fingerprints)",
+    );
+    for (case, run, code, says) in cases {
+        fault_case(
+            "db-push",
+            case,
+            &run,
+            code,
+            &says,
+            "remote Core and AI unchanged (fingerprints)",
+        );
+    }
 }

@@ -67,6 +67,14 @@ fn bad_url_is_a_usage_error_that_hides_the_password() {
     );
     assert!(run.stderr.contains("unsupported scheme"), "{}", run.stderr);
     assert!(!run.all().contains("hunter2"), "{}", run.all());
+    support::fault_case(
+        "any",
+        "a URL with an unsupported scheme (its password hidden)",
+        &run,
+        2,
+        &["unsupported scheme", "--local-url / DATABASE_URL"],
+        "nothing is read or written",
+    );
 }
 
 #[test]
@@ -93,6 +101,13 @@ fn malformed_env_file_is_named_and_its_value_hidden() {
         "{stderr}"
     );
     assert!(!stderr.contains("sekrit"), "{stderr}");
+    support::record_case(
+        "any",
+        "a .env with a malformed line (its value hidden)",
+        "2",
+        "malformed line 2: `RAILWAY_DB_URL`",
+        "nothing is read or written",
+    );
 }
 
 #[test]
@@ -563,5 +578,13 @@ fn doctor_names_an_unreachable_and_a_stalled_remote_within_its_timeout() {
         run.stdout.contains("check RAILWAY_DB_URL"),
         "{}",
         run.stdout
+    );
+    support::fault_case(
+        "doctor",
+        "an unreachable local server and a remote that accepts but never answers",
+        &run,
+        1,
+        &["no answer within 1s", "check RAILWAY_DB_URL"],
+        "nothing is written",
     );
 }

@@ -31,7 +31,8 @@ use crate::{
     backend_dir,
     config::{Config, Database, DbArgs, DbUrl, Side},
     confirm::confirm_destructive,
-    exit::UsageError,
+    exit::{Interrupted, UsageError},
+    interrupt,
     pg::{
         client::{self, quote_ident},
         lock::{self, DbLock},
@@ -213,6 +214,8 @@ struct JsonDatabase {
 
 impl AlembicStamp {
     pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
+        // Ctrl-C stops the checks' Alembic, drops their throwaway databases and stamps nothing.
+        interrupt::install();
         let config = Config::from_args(args)?;
         let revision = self.revision.trim().to_string();
         if revision.is_empty()
@@ -291,7 +294,20 @@ impl AlembicStamp {
                 .map(|t| t.join().expect("a check thread panicked"))
                 .collect()
         });
-        let plans = checked.into_iter().collect::<Result<Vec<Plan>>>()?;
+        let plans = checked
+            .into_iter()
+            .collect::<Result<Vec<Plan>>>()
+            .map_err(|e| {
+                if interrupt::interrupted() {
+                    interrupted_in_check(&e)
+                } else {
+                    e
+                }
+            })?;
+        // With --force a check that could not run does not stop the stamp; Ctrl-C does.
+        if interrupt::interrupted() {
+            return Err(interrupted_in_check(&anyhow::anyhow!("the schema checks")));
+        }
         for plan in &plans {
             for line in describe(plan, &revision) {
                 say(&line);
@@ -480,6 +496,17 @@ impl AlembicStamp {
             check,
         })
     }
+}
+
+/// Ctrl-C during the checks: nothing was stamped, and the throwaway databases were dropped
+/// (`Scratch`; a drop that failed has printed its own warning).
+fn interrupted_in_check(e: &anyhow::Error) -> anyhow::Error {
+    Interrupted(format!(
+        "alembic-stamp interrupted: {e:#}\n  nothing was stamped: alembic_version is as it was, \
+         and the throwaway check database is dropped (a warning above names one that could not \
+         be)\n  to finish: run the same alembic-stamp again"
+    ))
+    .into()
 }
 
 /// `head` must name one revision: with unmerged branches it names none, and a merge revision is
@@ -797,10 +824,11 @@ impl<'a> Scratch<'a> {
     /// means no other xtask is using it.
     fn create(rt: &'a Runtime, admin: &'a Client, target: &DbUrl, name: &str) -> Result<Self> {
         let server = target.with_dbname("postgres");
-        rt.block_on(admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(name))))
-            .with_context(|| {
-                format!("dropping a leftover throwaway database {name} on {server}")
-            })?;
+        rt.block_on(admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        )))
+        .with_context(|| format!("dropping a leftover throwaway database {name} on {server}"))?;
         rt.block_on(admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(name))))
             .with_context(|| {
                 format!(
@@ -824,8 +852,10 @@ impl<'a> Scratch<'a> {
 
     fn drop_database(&self) -> Result<()> {
         self.rt
+            // FORCE: the session of an Alembic that was stopped (Ctrl-C, killed) may still be
+            // running its statement there, and would make a plain drop fail.
             .block_on(self.admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {}",
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 quote_ident(&self.name)
             )))
             .with_context(|| {

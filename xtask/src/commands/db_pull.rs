@@ -24,7 +24,7 @@ use crate::{
     config::{Config, Database, DbArgs, DbUrl, Side},
     confirm::confirm_destructive,
     exit::{Interrupted, UsageError},
-    interrupt,
+    interrupt, migrations,
     pg::{
         client::{self, quote_ident},
         lock::{self, DbLock},
@@ -103,6 +103,32 @@ impl Pull {
 }
 
 /// `<name><suffix>`, cut to PostgreSQL's 63-byte limit on the name's side.
+/// The source's extensions, in a database just created from template0.
+fn create_extensions(
+    rt: &Runtime,
+    url: &DbUrl,
+    extensions: &[String],
+    timeout: Duration,
+) -> Result<()> {
+    rt.block_on(async {
+        let conn = client::connect(url, timeout).await?;
+        for ext in extensions {
+            conn.batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS {}",
+                quote_ident(ext)
+            ))
+            .await
+            .with_context(|| {
+                format!(
+                    "creating extension {ext} in {url}: is it installed on the local server \
+                     (pgvector: image pgvector/pgvector:pg17)?"
+                )
+            })?;
+        }
+        anyhow::Ok(())
+    })
+}
+
 fn sibling_name(dbname: &str, suffix: &str) -> String {
     let mut base = dbname.to_string();
     while base.len() + suffix.len() > 63 {
@@ -177,11 +203,31 @@ impl DbPull {
                     &stamp,
                 )
                 .with_context(|| {
-                    format!(
-                        "backing up the local {} database (nothing was changed)",
-                        p.db.label()
-                    )
+                    if interrupt::interrupted() {
+                        format!(
+                            "db-pull interrupted during the backup of the local {} database: \
+                             nothing was changed and no partial backup is kept; run the pull \
+                             again",
+                            p.db.label()
+                        )
+                    } else {
+                        format!(
+                            "backing up the local {} database (nothing was changed)",
+                            p.db.label()
+                        )
+                    }
                 })?;
+                if interrupt::interrupted() {
+                    // On a terminal's Ctrl-C a `docker exec` client exits 0 while its pg_dump
+                    // goes on in the container: the file may be cut short. Not kept.
+                    let _ = std::fs::remove_file(&b.path);
+                    return Err(Interrupted(format!(
+                        "db-pull interrupted during the backup of the local {} database: nothing \
+                         was changed and no partial backup is kept; run the pull again",
+                        p.db.label()
+                    ))
+                    .into());
+                }
                 say(format!(
                     "{}: backup of {} written to {} ({})",
                     p.db.label(),
@@ -419,19 +465,12 @@ impl DbPull {
     ) -> Result<DbUrl> {
         let name = sibling_name(p.target.dbname(), "_xtask_new");
         let staging = p.target.with_dbname(&name);
-        let admin = p.lock.client();
         // A leftover of a run that was killed: ours to drop, since we hold the lock.
-        rt.block_on(admin.batch_execute(&format!(
+        rt.block_on(p.lock.client().batch_execute(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             quote_ident(&name)
         )))
         .with_context(|| format!("dropping a leftover staging database {name}"))?;
-        rt.block_on(admin.batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&name)
-        )))
-        .with_context(|| format!("creating the staging database {name} next to {}", p.target))?;
-        p.staging = Some(staging.clone());
 
         let mut extensions: Vec<String> = p
             .source
@@ -444,35 +483,39 @@ impl DbPull {
         if p.db == Database::Ai && !extensions.iter().any(|e| e == "vector") {
             extensions.push("vector".to_string());
         }
-        rt.block_on(async {
-            let conn = client::connect(&staging, timeout).await?;
-            for ext in &extensions {
-                conn.batch_execute(&format!(
-                    "CREATE EXTENSION IF NOT EXISTS {}",
-                    quote_ident(ext)
-                ))
-                .await
-                .with_context(|| {
-                    format!(
-                        "creating extension {ext} in {staging}: is it installed on the local \
-                             server (pgvector: image pgvector/pgvector:pg17)?"
-                    )
-                })?;
-            }
-            anyhow::Ok(())
-        })?;
+        let config = AlembicConfig::of(p.db);
+        let cached = match self.copy.schema {
+            SchemaMode::Migrations => self.schema_template(sh, rt, p, &extensions, timeout, say)?,
+            SchemaMode::Source => None,
+        };
+        let template = cached.as_deref().unwrap_or("template0");
+        rt.block_on(p.lock.client().batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(template)
+        )))
+        .with_context(|| format!("creating the staging database {name} next to {}", p.target))?;
+        p.staging = Some(staging.clone());
         interrupt::check("the schema step")?;
 
-        match self.copy.schema {
-            SchemaMode::Migrations => {
-                AlembicConfig::of(p.db).upgrade(sh, &backend_dir(), &staging, "head")?;
+        match (self.copy.schema, &cached) {
+            (SchemaMode::Migrations, Some(template)) => say(format!(
+                "{}: schema of alembic -c {} upgrade head, cloned from {template} (built by these \
+                 same migrations; XTASK_SCHEMA_CACHE=off runs them every time)",
+                p.db.label(),
+                config.ini()
+            )),
+            (SchemaMode::Migrations, None) => {
+                create_extensions(rt, &staging, &extensions, timeout)?;
+                config.upgrade(sh, &backend_dir(), &staging, "head")?;
                 say(format!(
                     "{}: schema built by alembic -c {} upgrade head",
                     p.db.label(),
-                    AlembicConfig::of(p.db).ini()
+                    config.ini()
                 ));
             }
-            SchemaMode::Source => {
+            (SchemaMode::Source, _) => {
+                create_extensions(rt, &staging, &extensions, timeout)?;
                 transfer::copy_schema(
                     tools,
                     &p.source,
@@ -496,6 +539,101 @@ impl DbPull {
         Ok(staging)
     }
 
+    /// The local server's cached build of these migrations (`xtask_schema_<config>_<key>`, see
+    /// `migrations`), built now when it is missing; `None` when the cache is off or another command
+    /// is building it (then this pull runs the migrations itself).
+    fn schema_template(
+        &self,
+        sh: &Shell,
+        rt: &Runtime,
+        p: &Pull,
+        extensions: &[String],
+        timeout: Duration,
+        say: &dyn Fn(String),
+    ) -> Result<Option<String>> {
+        let config = AlembicConfig::of(p.db);
+        if !migrations::cache_enabled() {
+            return Ok(None);
+        }
+        let Some(fingerprint) = migrations::fingerprint(config, &backend_dir())? else {
+            return Ok(None);
+        };
+        let mut key = migrations::Fnv64::default();
+        key.part(fingerprint.as_bytes());
+        for ext in extensions {
+            key.part(ext.as_bytes());
+        }
+        let prefix = format!("xtask_schema_{}_", p.db.label());
+        let name = format!("{prefix}{}", key.hex());
+        let admin = p.lock.client();
+        if rt.block_on(client::database_exists(admin, &name))? {
+            return Ok(Some(name));
+        }
+        let server = p.target.with_dbname("postgres");
+        let Ok(_building) = rt.block_on(lock::acquire(&server, &prefix, "db-pull", timeout)) else {
+            return Ok(None);
+        };
+        if rt.block_on(client::database_exists(admin, &name))? {
+            return Ok(Some(name));
+        }
+        // Under the lock, every other cached build of this config is stale or a killed build's
+        // leftover: ours to drop.
+        let stale = rt
+            .block_on(admin.query(
+                "SELECT datname FROM pg_catalog.pg_database WHERE starts_with(datname, $1)",
+                &[&prefix],
+            ))
+            .context("listing the cached schema builds")?;
+        for row in stale {
+            let old: String = row.get(0);
+            rt.block_on(admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&old)
+            )))
+            .with_context(|| format!("dropping the stale schema build {old}"))?;
+        }
+        let building = format!("{name}_building");
+        let building_url = p.target.with_dbname(&building);
+        rt.block_on(admin.batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(&building)
+        )))
+        .with_context(|| format!("creating {building} to build the schema in"))?;
+        let built = create_extensions(rt, &building_url, extensions, timeout)
+            .and_then(|()| config.upgrade(sh, &backend_dir(), &building_url, "head"))
+            .and_then(|()| interrupt::check("the schema step"))
+            .and_then(|()| {
+                // Published complete under its final name, and closed to connections: nothing can
+                // change it between builds, and a clone never waits for a session on it.
+                let comment = format!(
+                    "xtask db-pull: empty schema of alembic -c {} upgrade head (migrations \
+                     fingerprint {fingerprint}); cloned by each pull, safe to drop",
+                    config.ini()
+                );
+                rt.block_on(admin.batch_execute(&format!(
+                    "ALTER DATABASE {b} RENAME TO {n}; ALTER DATABASE {n} ALLOW_CONNECTIONS false; \
+                     COMMENT ON DATABASE {n} IS '{c}'",
+                    b = quote_ident(&building),
+                    n = quote_ident(&name),
+                    c = comment.replace('\'', "''"),
+                )))
+                .with_context(|| format!("publishing the schema build {name}"))
+            });
+        if let Err(e) = built {
+            let _ = rt.block_on(admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(&building)
+            )));
+            return Err(e);
+        }
+        say(format!(
+            "{}: schema built by alembic -c {} upgrade head into {name}, kept for the next pulls",
+            p.db.label(),
+            config.ini()
+        ));
+        Ok(Some(name))
+    }
+
     fn load_and_check(
         &self,
         rt: &Runtime,
@@ -514,6 +652,8 @@ impl DbPull {
             heads: &p.heads,
             logs: &p.logs,
             mode: LoadMode::Replace,
+            // A full pull loads into the staging database it built; --tables loads in place.
+            staging: !p.selection.partial,
         };
         step.load(rt, tools, &self.copy, say)?;
         let (summary, warnings) = step.verify(rt, &self.copy, say)?;
@@ -590,7 +730,8 @@ impl DbPull {
     }
 
     /// Drops every staging database that was created; returns what could not be dropped.
-    fn discard_staging(&self, rt: &Runtime, pulls: &[Pull]) -> Vec<String> {
+    /// (Its name and why, for each one left.)
+    fn discard_staging(&self, rt: &Runtime, pulls: &[Pull]) -> Vec<(String, String)> {
         let mut left = Vec::new();
         for p in pulls {
             if let Some(staging) = &p.staging {
@@ -598,19 +739,25 @@ impl DbPull {
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     quote_ident(staging.dbname())
                 )));
-                if dropped.is_err() {
-                    left.push(staging.dbname().to_string());
+                if let Err(e) = dropped {
+                    left.push((staging.dbname().to_string(), format!("{e:#}")));
                 }
             }
         }
         left
     }
 
-    fn state_after_failure(&self, pulls: &[Pull], leftovers: Vec<String>) -> String {
+    fn state_after_failure(&self, pulls: &[Pull], leftovers: Vec<(String, String)>) -> String {
         let mut lines = Vec::new();
         for p in pulls {
+            let left = p
+                .staging
+                .as_ref()
+                .is_some_and(|s| leftovers.iter().any(|(name, _)| name == s.dbname()));
             let state = if p.selection.partial {
                 "unchanged (the load's transaction was rolled back)".to_string()
+            } else if left {
+                "unchanged (the new copy was not swapped in)".to_string()
             } else if p.staging.is_some() {
                 "unchanged (the new copy was discarded before the swap)".to_string()
             } else if p.verified.is_some() {
@@ -629,11 +776,18 @@ impl DbPull {
                 p.target.dbname()
             ));
         }
-        for name in leftovers {
+        for (name, why) in leftovers {
             lines.push(format!(
-                "  the staging database {name} could not be dropped: drop it by hand (DROP \
-                 DATABASE \"{name}\")"
+                "  the staging database {name} could not be dropped ({why}): the next db-pull \
+                 drops it, or drop it by hand: DROP DATABASE \"{name}\" WITH (FORCE)"
             ));
+        }
+        if interrupt::interrupted() {
+            lines.push("  to finish: run the same db-pull again".to_string());
+        } else {
+            // The cause follows this line in the error chain (`what failed: ...`).
+            lines.push("  to finish: fix what failed, then run the same db-pull again".to_string());
+            lines.push("  what failed".to_string());
         }
         lines.join("\n")
     }

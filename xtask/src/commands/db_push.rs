@@ -206,11 +206,31 @@ impl DbPush {
                     &stamp,
                 )
                 .with_context(|| {
-                    format!(
-                        "backing up the remote {} database (nothing was changed)",
-                        p.db.label()
-                    )
+                    if interrupt::interrupted() {
+                        format!(
+                            "db-push interrupted during the backup of the remote {} database: \
+                             nothing was changed and no partial backup is kept; run the push \
+                             again",
+                            p.db.label()
+                        )
+                    } else {
+                        format!(
+                            "backing up the remote {} database (nothing was changed)",
+                            p.db.label()
+                        )
+                    }
                 })?;
+                if interrupt::interrupted() {
+                    // On a terminal's Ctrl-C a `docker exec` client exits 0 while its pg_dump
+                    // goes on in the container: the file may be cut short. Not kept.
+                    let _ = std::fs::remove_file(&b.path);
+                    return Err(Interrupted(format!(
+                        "db-push interrupted during the backup of the remote {} database: \
+                         nothing was changed and no partial backup is kept; run the push again",
+                        p.db.label()
+                    ))
+                    .into());
+                }
                 say(format!(
                     "{}: backup of the remote {} written to {} ({})",
                     p.db.label(),
@@ -410,11 +430,12 @@ impl DbPush {
                 let mut heads = p.heads.clone();
                 heads.sort();
                 if sorted != heads {
-                    // Alembic commits this on its own; a later failure names it.
-                    p.upgraded_from = Some(before);
                     AlembicConfig::of(p.db)
                         .upgrade(sh, &backend_dir(), &p.target, "head")
                         .with_context(|| format!("{label}: migrating the remote to head"))?;
+                    // Alembic committed it (a failed upgrade is rolled back whole): a later
+                    // failure names the revision to go back to.
+                    p.upgraded_from = Some(before);
                     say(format!("{label}: remote migrated to head"));
                 }
             }
@@ -446,6 +467,7 @@ impl DbPush {
             heads: &p.heads,
             logs: &p.logs,
             mode: self.mode,
+            staging: false,
         };
         step.load(rt, tools, &self.copy, say)
             .with_context(|| format!("{label}: loading the data"))?;
@@ -494,6 +516,13 @@ impl DbPush {
                 }
             }
             lines.push(line);
+        }
+        if interrupt::interrupted() {
+            lines.push("  to finish: run the same db-push again".to_string());
+        } else {
+            // The cause follows this line in the error chain (`what failed: ...`).
+            lines.push("  to finish: fix what failed, then run the same db-push again".to_string());
+            lines.push("  what failed".to_string());
         }
         lines.join("\n")
     }
@@ -552,6 +581,7 @@ mod tests {
                 exclude_tables: vec![],
                 checksums: false,
                 timeout: None,
+                jobs: 1,
                 show_progress: false,
             },
             mode: LoadMode::Replace,

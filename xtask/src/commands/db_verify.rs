@@ -40,6 +40,8 @@ pub struct DbVerify {
 impl DbVerify {
     pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
         let config = Config::from_args(args)?;
+        // A bad XTASK_STATEMENT_TIMEOUT is a usage error (2), not a failed comparison.
+        crate::verify::catalog::statement_timeout()?;
         let mut targets = Vec::new();
         for db in config.databases() {
             let remote = config.require_url(Side::Remote, db)?.clone();

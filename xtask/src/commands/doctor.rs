@@ -130,17 +130,13 @@ fn check_docker(sh: &Shell, config: &Config, checks: &mut Checks) -> Option<PgTo
         checks.skip("container", "--via host");
         return Some(PgTools::Host);
     }
-    let format = "{{.Server.Version}}";
-    match cmd!(sh, "docker version --format {format}")
-        .quiet()
-        .ignore_stderr()
-        .read()
-    {
+    // Bounded by XTASK_DOCKER_TIMEOUT: the docker CLI waits for ever on a hung engine.
+    match crate::pg::container::engine_version(sh) {
         Ok(version) => checks.pass("docker engine", format!("Docker {}", version.trim())),
-        Err(_) => {
+        Err(e) => {
             checks.fail(
                 "docker engine",
-                "the Docker engine does not answer",
+                format!("{e:#}"),
                 "start Docker (Docker Desktop, or `sudo systemctl start docker`), or use --via host",
             );
             checks.skip("container", "no Docker engine");

@@ -79,29 +79,34 @@ pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
         .context("setting up TLS")?;
     let tls = postgres_native_tls::MakeTlsConnector::new(tls);
     let connecting = config.connect(tls);
-    // connect_timeout covers each TCP attempt; this bounds the whole handshake (a stalled server
-    // that accepts but never answers).
+    // connect_timeout covers each TCP attempt only. A stalled server (a paused container, a hung
+    // host) still completes the TCP handshake in its kernel and then never answers the TLS request
+    // or the startup message: this deadline bounds the whole connection startup (TCP, TLS,
+    // authentication, the server's first ReadyForQuery).
     let (client, connection) =
         match tokio::time::timeout(timeout + Duration::from_secs(1), connecting).await {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(classify(url, &e).into()),
-            Err(_) => {
-                return Err(ConnectError {
-                    kind: ConnectFailure::Unreachable,
-                    message: format!(
-                        "cannot reach {url}: no answer within {}s (is the server up? is the host \
-                     reachable from here?)",
-                        timeout.as_secs()
-                    ),
-                }
-                .into())
-            }
+            Err(_) => return Err(no_answer(url, timeout).into()),
         };
     tokio::spawn(async move {
         // Errors surface on the next query through the client.
         let _ = connection.await;
     });
     Ok(client)
+}
+
+/// The server took the connection (or never refused it) but did not finish the startup in time.
+fn no_answer(url: &DbUrl, timeout: Duration) -> ConnectError {
+    ConnectError {
+        kind: ConnectFailure::Unreachable,
+        message: format!(
+            "cannot reach {url}: no answer within {}s: the server did not answer (is it up, or \
+             stalled, paused or overloaded? is the host reachable from here?); --timeout or \
+             XTASK_CONNECT_TIMEOUT sets the wait",
+            timeout.as_secs()
+        ),
+    }
 }
 
 fn classify(url: &DbUrl, err: &tokio_postgres::Error) -> ConnectError {
@@ -203,6 +208,29 @@ mod tests {
     fn quote_ident_doubles_quotes() {
         assert_eq!(quote_ident("users"), "\"users\"");
         assert_eq!(quote_ident("My \"odd\" Table"), "\"My \"\"odd\"\" Table\"");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_is_named_within_the_timeout() {
+        // Accepts the TCP connection (as a paused server's kernel does) and never says a word.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = DbUrl::parse(&format!("postgresql://u:secret@127.0.0.1:{port}/d")).unwrap();
+        let started = std::time::Instant::now();
+        let err = block_on(connect(&url, Duration::from_secs(1)))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(connect_failure(&err), Some(ConnectFailure::Unreachable));
+        let msg = err.to_string();
+        assert!(msg.contains("the server did not answer"), "{msg}");
+        assert!(msg.contains("no answer within 1s"), "{msg}");
+        assert!(!msg.contains("secret"), "{msg}");
+        drop(listener);
     }
 
     #[test]

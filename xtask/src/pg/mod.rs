@@ -109,7 +109,10 @@ impl PreparedCommand {
     }
 
     pub fn to_duct(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args);
+        let mut expr = duct::cmd(&self.program, &self.args).before_spawn(|cmd| {
+            own_process_group(cmd);
+            Ok(())
+        });
         for name in &self.env_remove {
             expr = expr.env_remove(name);
         }
@@ -123,6 +126,7 @@ impl PreparedCommand {
     pub fn to_std(&self) -> std::process::Command {
         let mut cmd = std::process::Command::new(&self.program);
         cmd.args(&self.args);
+        own_process_group(&mut cmd);
         for name in &self.env_remove {
             cmd.env_remove(name);
         }
@@ -196,6 +200,10 @@ pub fn describe_status(status: std::process::ExitStatus) -> String {
         }
     }
     match status.code() {
+        // `docker exec` passes on its tool's status: 128 + 9.
+        Some(137) => {
+            "exit code 137: killed (SIGKILL), in the container if it ran there".to_string()
+        }
         Some(code) => format!("exit code {code}"),
         None => "no exit code".to_string(),
     }
@@ -364,12 +372,7 @@ impl PgTools {
         left_log: &Path,
         right_log: &Path,
     ) -> Result<()> {
-        for log in [left_log, right_log] {
-            if let Some(dir) = log.parent() {
-                fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the log folder {}", dir.display()))?;
-            }
-        }
+        create_log_dirs(&[left_log, right_log])?;
         let right_out = private_file(right_log)?;
         let expr = left.to_duct().stderr_file(private_file(left_log)?).pipe(
             right
@@ -377,7 +380,15 @@ impl PgTools {
                 .stdout_file(right_out.try_clone()?)
                 .stderr_file(right_out),
         );
-        let result = expr.unchecked().run();
+        // Started, then watched: Ctrl-C stops both sides (and their tools in the container).
+        let result = expr.unchecked().start().and_then(|handle| {
+            let _watch: Vec<_> = handle
+                .pids()
+                .into_iter()
+                .map(crate::interrupt::watch)
+                .collect();
+            handle.wait().cloned()
+        });
         let failure = match result {
             Err(e) => Some(format!("could not run the pipeline: {e}")),
             Ok(output) if !output.status.success() => Some(describe_status(output.status)),
@@ -417,6 +428,39 @@ fn indent_or_nothing(text: &str) -> String {
 }
 
 /// Creates (truncates) a file readable only by its owner: logs may name tables and hosts.
+/// A terminal's Ctrl-C goes to the whole foreground process group. A `docker exec` client that
+/// gets it exits 0 while its tool runs on in the container, which looks like success; in a group of
+/// its own, only the xtask gets the signal, and its handler stops every child with SIGKILL, which
+/// never does.
+fn own_process_group(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
+
+/// SIGKILL, for children that must stop now (their output is thrown away); errors are ignored,
+/// since the process may have ended on its own.
+pub fn kill_process(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// The folders of the tools' logs, made when missing.
+pub(crate) fn create_log_dirs(logs: &[&Path]) -> Result<()> {
+    for dir in logs.iter().filter_map(|log| log.parent()) {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating the log folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 pub fn private_file(path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -13,7 +13,6 @@
 //! lines (sequence settings), and writes the prologue and epilogue from what it saw.
 
 use std::{
-    fs,
     io::{BufRead, BufReader, BufWriter, Write},
     path::Path,
     process::{Child, ExitStatus, Stdio},
@@ -26,7 +25,10 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::interrupt;
-use crate::pg::{describe_status, private_file, tail_lines, tail_of_file, PreparedCommand};
+use crate::pg::{
+    create_log_dirs, describe_status, kill_process, private_file, tail_lines, tail_of_file,
+    PreparedCommand,
+};
 use crate::verify::catalog::QualifiedName;
 
 /// `COPY public.users (id, "Full Name") FROM stdin;` as pg_dump writes it.
@@ -103,6 +105,49 @@ pub trait Shaper {
     fn epilogue(&mut self, loaded: &[TableProgress]) -> String;
 }
 
+/// A relay that only moves data: `BEGIN`, the COPY blocks, `COMMIT` (one job of a parallel load
+/// into a staging database, whose set-up and checks run in transactions of their own).
+pub struct DataOnly;
+
+impl Shaper for DataOnly {
+    fn prologue(&mut self) -> String {
+        String::new()
+    }
+    fn epilogue(&mut self, _loaded: &[TableProgress]) -> String {
+        String::new()
+    }
+}
+
+/// Relays running side by side: when one fails, the others' work is lost anyway, so their
+/// children are stopped at once instead of streaming on to the end.
+#[derive(Default)]
+pub struct JobGroup {
+    pids: Mutex<Vec<u32>>,
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl JobGroup {
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        for pid in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
+            kill_process(pid);
+        }
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, pid: u32) {
+        if let Ok(mut pids) = self.pids.lock() {
+            pids.push(pid);
+        }
+        if self.cancelled() {
+            kill_process(pid);
+        }
+    }
+}
+
 /// One table's part of the stream.
 #[derive(Clone, Debug)]
 pub struct TableProgress {
@@ -158,13 +203,9 @@ pub fn relay(
     dump_log: &Path,
     load_log: &Path,
     progress: &StreamProgress,
+    group: Option<&JobGroup>,
 ) -> Result<()> {
-    for log in [dump_log, load_log] {
-        if let Some(dir) = log.parent() {
-            fs::create_dir_all(dir)
-                .with_context(|| format!("creating the log folder {}", dir.display()))?;
-        }
-    }
+    create_log_dirs(&[dump_log, load_log])?;
     let load_out = private_file(load_log)?;
     let mut load_child = load
         .to_std()
@@ -190,6 +231,10 @@ pub fn relay(
 
     let _watch_load = interrupt::watch(load_child.id());
     let _watch_dump = interrupt::watch(dump_child.id());
+    if let Some(group) = group {
+        group.register(load_child.id());
+        group.register(dump_child.id());
+    }
     let copied = copy_stream(&mut dump_child, &mut load_child, shaper, progress);
     let (dump_status, load_status) = match &copied {
         // psql stopped reading: it failed. pg_dump may be blocked on a full pipe; stop it.
@@ -223,6 +268,11 @@ pub fn relay(
         .as_ref()
         .map(|t| format!(" while {t} was being loaded"))
         .unwrap_or_default();
+    if interrupt::interrupted() {
+        return Err(failure(format!(
+            "interrupted{at}; no COMMIT was sent, the load was rolled back"
+        )));
+    }
     if !load_status.success() {
         return Err(failure(format!(
             "loading into the target failed{at} ({}){}{}",
@@ -254,6 +304,7 @@ pub fn relay(
         ))),
         Err(Stop::Io(e)) => Err(failure(format!("relaying the data failed{at}: {e:#}"))),
         Err(Stop::DumpFailed) => unreachable!("a failed dump is reported above"),
+        Err(Stop::Interrupted) => unreachable!("an interrupt is reported above"),
     }
 }
 
@@ -264,6 +315,8 @@ enum Stop {
     Truncated,
     /// pg_dump exited non-zero: no COMMIT was sent.
     DumpFailed,
+    /// Ctrl-C: no COMMIT was sent.
+    Interrupted,
     Io(anyhow::Error),
 }
 
@@ -344,6 +397,11 @@ fn copy_stream(
     if in_copy {
         drop(output);
         return Err(Stop::Truncated);
+    }
+    // Ctrl-C may end the tools with exit 0 and a short stream: no COMMIT after an interrupt.
+    if interrupt::interrupted() {
+        drop(output);
+        return Err(Stop::Interrupted);
     }
     let loaded = progress.snapshot();
     write_or_closed(&mut output, shaper.epilogue(&loaded).as_bytes())?;

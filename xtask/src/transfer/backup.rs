@@ -74,17 +74,71 @@ fn file_part(s: &str) -> String {
         .collect()
 }
 
+/// A backup file being written: removed when dropped unless `keep` was called, so that no
+/// failure (no room, a dead pg_dump, Ctrl-C, an error of ours) leaves a truncated `.dump` that
+/// looks like a real backup.
+struct PartialFile {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl PartialFile {
+    fn keep(mut self) -> PathBuf {
+        self.keep = true;
+        self.path.clone()
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether a failed write means the folder's file system is full (or the user's quota spent), in
+/// any of the ways it is reported: pg_dump's own `could not write to output file: No space left
+/// on device`, the docker CLI's `write /dev/stdout: no space left on device`, an io error.
+fn out_of_room(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    ["no space left", "disk quota exceeded", "file too large"]
+        .iter()
+        .any(|needle| text.contains(needle))
+}
+
+fn out_of_room_message(url: &DbUrl, dir: &Path) -> String {
+    format!(
+        "the backup folder {} is out of room: the backup of {url} did not fit (the partial file \
+         was removed). Free some space there, or point XTASK_BACKUP_DIR at a folder with room, \
+         and run again",
+        dir.display()
+    )
+}
+
 /// Dumps the whole database (schema, data, owners, privileges) in custom format to `dir`.
 /// A partial file is removed; the error names the cause (no room, unreachable, version).
 pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -> Result<Backup> {
-    fs::create_dir_all(dir)
-        .with_context(|| format!("creating the backup folder {}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|e| {
+        let room = out_of_room(&e.to_string());
+        let err =
+            anyhow::Error::new(e).context(format!("creating the backup folder {}", dir.display()));
+        if room {
+            err.context(out_of_room_message(url, dir))
+        } else {
+            err
+        }
+    })?;
     let path = dir.join(format!(
         "{}-{}-{stamp}.dump",
         side.label(),
         file_part(url.dbname())
     ));
     let cmd = tools.command(Tool::PgDump, side, url, &["--format=custom"]);
+    let partial = PartialFile {
+        path: path.clone(),
+        keep: false,
+    };
     let file = private_file(&path)?;
     let child = cmd
         .to_std()
@@ -97,19 +151,29 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
     let output = child
         .wait_with_output()
         .with_context(|| format!("waiting for `{cmd}`"))?;
+    // A Ctrl-C may end pg_dump's client with exit 0 while the file is cut short: never kept.
+    if interrupt::interrupted() {
+        drop(partial);
+        return Err(crate::exit::Interrupted(format!(
+            "interrupted while backing up {url}; the partial file {} was removed",
+            path.display()
+        ))
+        .into());
+    }
     if !output.status.success() {
-        let _ = fs::remove_file(&path);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let room = if stderr.contains("No space left") || stderr.contains("could not write") {
-            format!(
-                "; the backup folder {} is out of room: free some space or set XTASK_BACKUP_DIR",
-                dir.display()
-            )
-        } else {
-            String::new()
-        };
+        drop(partial);
+        if out_of_room(&stderr) {
+            bail!(
+                "{} ({} {}){}",
+                out_of_room_message(url, dir),
+                cmd.program_label(),
+                describe_status(output.status),
+                tail_block(&stderr)
+            );
+        }
         bail!(
-            "backing up {url} to {} failed ({}){room}{}",
+            "backing up {url} to {} failed ({}); the partial file was removed{}",
             path.display(),
             describe_status(output.status),
             tail_block(&stderr)
@@ -119,13 +183,16 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
         .with_context(|| format!("reading the size of {}", path.display()))?
         .len();
     if bytes == 0 {
-        let _ = fs::remove_file(&path);
         bail!(
-            "backing up {url} wrote nothing to {}: is the folder's disk full?",
+            "backing up {url} wrote nothing to {}: is the folder's disk full? Free some space \
+             there, or point XTASK_BACKUP_DIR elsewhere",
             path.display()
         );
     }
-    Ok(Backup { path, bytes })
+    Ok(Backup {
+        path: partial.keep(),
+        bytes,
+    })
 }
 
 impl Backup {
@@ -142,6 +209,37 @@ impl Backup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_room_is_recognised_however_it_is_worded() {
+        assert!(out_of_room(
+            "pg_dump: error: could not write to output file: No space left on device"
+        ));
+        assert!(out_of_room("write /dev/stdout: no space left on device"));
+        assert!(out_of_room("Disk quota exceeded (os error 122)"));
+        assert!(!out_of_room("pg_dump: error: connection to server failed"));
+    }
+
+    #[test]
+    fn a_partial_file_is_removed_unless_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone.dump");
+        fs::write(&gone, b"half").unwrap();
+        drop(PartialFile {
+            path: gone.clone(),
+            keep: false,
+        });
+        assert!(!gone.exists());
+        let kept = dir.path().join("kept.dump");
+        fs::write(&kept, b"whole").unwrap();
+        let path = PartialFile {
+            path: kept.clone(),
+            keep: false,
+        }
+        .keep();
+        assert_eq!(path, kept);
+        assert!(kept.exists());
+    }
 
     #[test]
     fn timestamps_sort_and_file_parts_are_plain() {

@@ -4,6 +4,12 @@
 //! violation fails the whole transaction); enabled user triggers are disabled and put back as they
 //! were; the tables are emptied (replace) or loaded through temporary tables and merged by
 //! primary key (upsert). None of it needs a superuser: the table owner may do all of it.
+//!
+//! Into a staging database that the xtask built itself, the secondary indexes (those that back no
+//! constraint) are also dropped before the data and built after it: one sort per index instead of
+//! one insertion per row. The same SQL serves a parallel load, cut into its phases: `prologue` in
+//! a transaction of its own, the data on several connections, `index_builds` spread over them,
+//! then `constraints` in one last transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -50,10 +56,20 @@ pub struct SequenceDef {
     pub column: String,
 }
 
+/// An index that backs no constraint: it may be dropped before a load and built after it.
+#[derive(Clone, Debug)]
+pub struct IndexDef {
+    pub table: QualifiedName,
+    pub name: QualifiedName,
+    /// `pg_get_indexdef`, schema-qualified (read with an empty search_path).
+    pub definition: String,
+}
+
 /// The target's side of a load, read before it starts.
 #[derive(Clone, Debug, Default)]
 pub struct TargetSchema {
     pub foreign_keys: Vec<ForeignKeyDef>,
+    pub indexes: Vec<IndexDef>,
     pub triggers: Vec<TriggerDef>,
     pub primary_keys: BTreeMap<QualifiedName, Vec<String>>,
     pub sequences: Vec<SequenceDef>,
@@ -102,6 +118,20 @@ JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
 WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
   AND d.deptype IN ('a', 'i') AND q.seqincrement > 0";
 
+// Indexes of plain tables that no constraint uses (primary keys, unique constraints and the unique
+// indexes that foreign keys reference stay), and that are not a partition's part of a parent index.
+const INDEXES_SQL: &str = "\
+SELECT n.nspname, c.relname, i.relname, pg_catalog.pg_get_indexdef(x.indexrelid)
+FROM pg_catalog.pg_index x
+JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND x.indisvalid
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = x.indexrelid)
+ORDER BY 1, 2, 3";
+
 const TABLES_SQL: &str = "\
 SELECT n.nspname, c.relname
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -141,7 +171,19 @@ impl TargetSchema {
             .query(TABLES_SQL, &[])
             .await
             .with_context(|| ctx("tables"))?;
+        let indexes = client
+            .query(INDEXES_SQL, &[])
+            .await
+            .with_context(|| ctx("indexes"))?;
         Ok(TargetSchema {
+            indexes: indexes
+                .iter()
+                .map(|r| IndexDef {
+                    table: name(r, 0, 1),
+                    name: name(r, 0, 2),
+                    definition: r.get(3),
+                })
+                .collect(),
             foreign_keys: fks
                 .iter()
                 .map(|r| ForeignKeyDef {
@@ -186,6 +228,8 @@ pub struct LoadShaper {
     /// Rows each table must hold before COMMIT (replace: exactly; upsert: at least), from the
     /// source's snapshot: a load that lost a row fails inside its transaction.
     expected_rows: BTreeMap<QualifiedName, i64>,
+    /// Drop the loaded tables' secondary indexes first and build them last (a staging database).
+    rebuild_indexes: bool,
 }
 
 impl LoadShaper {
@@ -219,12 +263,85 @@ impl LoadShaper {
             schema,
             temp_names,
             expected_rows: BTreeMap::new(),
+            rebuild_indexes: false,
         })
     }
 
     /// Asserts, before COMMIT, that each table holds the source's row count.
     pub fn expect_rows(&mut self, expected: BTreeMap<QualifiedName, i64>) {
         self.expected_rows = expected;
+    }
+
+    /// Builds the loaded tables' secondary indexes after the data instead of row by row: for a
+    /// target that the xtask created and nobody else uses yet.
+    pub fn rebuild_indexes(&mut self) {
+        self.rebuild_indexes = true;
+    }
+
+    pub fn mode(&self) -> LoadMode {
+        self.mode
+    }
+
+    fn indexes(&self) -> impl Iterator<Item = &IndexDef> {
+        self.schema
+            .indexes
+            .iter()
+            .filter(|i| self.rebuild_indexes && self.tables.contains(&i.table))
+    }
+
+    /// One `CREATE INDEX` per secondary index to build after the data, with its table (the
+    /// caller spreads them over connections by table size).
+    pub fn index_builds(&self) -> Vec<(QualifiedName, String)> {
+        self.indexes()
+            .map(|i| (i.table.clone(), format!("{};", i.definition)))
+            .collect()
+    }
+
+    /// After the data and the indexes: foreign keys re-added (every row validated), each table's
+    /// row count asserted, triggers put back as they were.
+    pub fn constraints(&self) -> String {
+        let mut sql = String::new();
+        // Re-adding validates every row: a load that breaks a reference fails here, whole.
+        for fk in self.foreign_keys() {
+            let _ = writeln!(
+                sql,
+                "ALTER TABLE {} ADD CONSTRAINT {} {};",
+                fk.table.sql(),
+                quote_ident(&fk.name),
+                fk.definition
+            );
+        }
+        for (table, rows) in &self.expected_rows {
+            let (op, word) = match self.mode {
+                LoadMode::Replace => ("<>", "exactly"),
+                LoadMode::Upsert => ("<", "at least"),
+            };
+            // The message is a literal made of the name: quotes doubled, and dollar-quoting
+            // avoided so that no name can end the block.
+            let shown = table.to_string().replace('%', "%%").replace('\'', "''");
+            let _ = writeln!(
+                sql,
+                "DO 'BEGIN IF (SELECT pg_catalog.count(*) FROM {}) {op} {rows} THEN RAISE \
+                 EXCEPTION ''xtask: {} must hold {word} {rows} rows after the load''; END IF; \
+                 END';",
+                table.sql().replace('\'', "''"),
+                shown.replace('\'', "''"),
+            );
+        }
+        for t in self.triggers() {
+            let how = match t.enabled {
+                'A' => "ENABLE ALWAYS TRIGGER",
+                'R' => "ENABLE REPLICA TRIGGER",
+                _ => "ENABLE TRIGGER",
+            };
+            let _ = writeln!(
+                sql,
+                "ALTER TABLE {} {how} {};",
+                t.table.sql(),
+                quote_ident(&t.name)
+            );
+        }
+        sql
     }
 
     /// Foreign keys to take off for the load: those of loaded tables, and those that point at a
@@ -262,6 +379,9 @@ impl Shaper for LoadShaper {
                 t.table.sql(),
                 quote_ident(&t.name)
             );
+        }
+        for i in self.indexes() {
+            let _ = writeln!(sql, "DROP INDEX {};", i.name.sql());
         }
         match self.mode {
             LoadMode::Replace if !self.tables.is_empty() => {
@@ -352,46 +472,11 @@ impl Shaper for LoadShaper {
                 );
             }
         }
-        // Re-adding validates every row: a load that breaks a reference fails here, whole.
-        for fk in self.foreign_keys() {
-            let _ = writeln!(
-                sql,
-                "ALTER TABLE {} ADD CONSTRAINT {} {};",
-                fk.table.sql(),
-                quote_ident(&fk.name),
-                fk.definition
-            );
+        for (_, build) in self.index_builds() {
+            sql.push_str(&build);
+            sql.push('\n');
         }
-        for (table, rows) in &self.expected_rows {
-            let (op, word) = match self.mode {
-                LoadMode::Replace => ("<>", "exactly"),
-                LoadMode::Upsert => ("<", "at least"),
-            };
-            // The message is a literal made of the name: quotes doubled, and dollar-quoting
-            // avoided so that no name can end the block.
-            let shown = table.to_string().replace('%', "%%").replace('\'', "''");
-            let _ = writeln!(
-                sql,
-                "DO 'BEGIN IF (SELECT pg_catalog.count(*) FROM {}) {op} {rows} THEN RAISE \
-                 EXCEPTION ''xtask: {} must hold {word} {rows} rows after the load''; END IF; \
-                 END';",
-                table.sql().replace('\'', "''"),
-                shown.replace('\'', "''"),
-            );
-        }
-        for t in self.triggers() {
-            let how = match t.enabled {
-                'A' => "ENABLE ALWAYS TRIGGER",
-                'R' => "ENABLE REPLICA TRIGGER",
-                _ => "ENABLE TRIGGER",
-            };
-            let _ = writeln!(
-                sql,
-                "ALTER TABLE {} {how} {};",
-                t.table.sql(),
-                quote_ident(&t.name)
-            );
-        }
+        sql.push_str(&self.constraints());
         sql
     }
 }
@@ -430,6 +515,12 @@ mod tests {
                 table: users.clone(),
                 name: "Touch \"it\"".into(),
                 enabled: 'A',
+            }],
+            indexes: vec![IndexDef {
+                table: users.clone(),
+                name: QualifiedName::new("public", "Users By Name"),
+                definition: r#"CREATE INDEX "Users By Name" ON public.users USING btree (name)"#
+                    .into(),
             }],
             primary_keys: [(users.clone(), vec!["id".to_string()])].into(),
             sequences: vec![],
@@ -485,6 +576,28 @@ mod tests {
             epi.contains(r#"ON CONFLICT ("id") DO UPDATE SET "Full Name" = EXCLUDED."Full Name";"#),
             "{epi}"
         );
+    }
+
+    #[test]
+    fn secondary_indexes_are_rebuilt_only_when_asked() {
+        let users = QualifiedName::new("public", "users");
+        let mut plain =
+            LoadShaper::new(LoadMode::Replace, [users.clone()].into(), schema()).unwrap();
+        assert!(!plain.prologue().contains("DROP INDEX"));
+        assert!(plain.index_builds().is_empty());
+
+        let mut staging = LoadShaper::new(LoadMode::Replace, [users].into(), schema()).unwrap();
+        staging.rebuild_indexes();
+        let pro = staging.prologue();
+        assert!(
+            pro.contains(r#"DROP INDEX "public"."Users By Name";"#),
+            "{pro}"
+        );
+        // Built after the data and before the foreign keys are checked.
+        let epi = staging.epilogue(&[]);
+        let build = epi.find("CREATE INDEX").expect(&epi);
+        let fk = epi.find("ADD CONSTRAINT").expect(&epi);
+        assert!(build < fk, "{epi}");
     }
 
     #[test]

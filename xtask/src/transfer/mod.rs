@@ -76,6 +76,12 @@ pub struct CopyArgs {
     /// XTASK_CONNECT_TIMEOUT, else 10]
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Connections that load and verify at once. A pull's copy is built in a staging database, so
+    /// its tables load in parallel; a push loads in one transaction on one connection (the remote
+    /// is never half-loaded) and verifies in parallel
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub jobs: u16,
     /// Draw progress (a terminal and no --json); set by the command, not a flag.
     #[arg(skip)]
     pub show_progress: bool,
@@ -123,7 +129,15 @@ pub struct SourceRead {
     pub version: ToolVersion,
     /// Each table's size on disk (table, indexes, TOAST), for the plan.
     pub sizes: BTreeMap<QualifiedName, i64>,
+    /// Every sequence, owned or not: a parallel load names them to pg_dump (one job sets them).
+    pub sequences: Vec<QualifiedName>,
 }
+
+const ALL_SEQUENCES_SQL: &str = "\
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2";
 
 const SIZES_SQL: &str = "\
 SELECT n.nspname, c.relname, pg_catalog.pg_total_relation_size(c.oid)
@@ -151,6 +165,13 @@ impl SourceRead {
                 )
             })
             .collect();
+        let sequences = client
+            .query(ALL_SEQUENCES_SQL, &[])
+            .await
+            .with_context(|| format!("reading the sequences of {url}"))?
+            .iter()
+            .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect();
         Ok(SourceRead {
             endpoint,
             client,
@@ -159,6 +180,7 @@ impl SourceRead {
             measures,
             version,
             sizes,
+            sequences,
         })
     }
 
@@ -293,22 +315,51 @@ pub fn dump_pattern(table: &QualifiedName) -> String {
 
 /// pg_dump's arguments for the data of the selection, in the source's snapshot.
 pub fn data_dump_args(source: &SourceRead, selection: &Selection) -> Vec<String> {
+    let everything = !selection.partial && selection.tables.len() == source.catalog.tables.len();
+    let only: Vec<&QualifiedName> = selection.tables.iter().collect();
+    dump_args(source, (!everything).then_some(&only[..]))
+}
+
+/// pg_dump's arguments for the data of `only` these relations (tables or sequences), or of
+/// everything, in the source's snapshot.
+fn dump_args(source: &SourceRead, only: Option<&[&QualifiedName]>) -> Vec<String> {
     let mut args = vec![
         "--data-only".to_string(),
         "--no-owner".to_string(),
         "--no-privileges".to_string(),
         format!("--snapshot={}", source.snapshot),
     ];
-    let everything = !selection.partial && selection.tables.len() == source.catalog.tables.len();
-    if !everything {
-        args.extend(
-            selection
-                .tables
-                .iter()
-                .map(|t| format!("--table={}", dump_pattern(t))),
-        );
-    }
+    args.extend(
+        only.into_iter()
+            .flatten()
+            .map(|t| format!("--table={}", dump_pattern(t))),
+    );
     args
+}
+
+/// Tables spread over `jobs` parallel loads, biggest first onto the least loaded job, so that the
+/// jobs end close together. Jobs left without a table are dropped.
+pub fn split_jobs(
+    tables: &BTreeSet<QualifiedName>,
+    sizes: &BTreeMap<QualifiedName, i64>,
+    jobs: usize,
+) -> Vec<Vec<QualifiedName>> {
+    let mut by_size: Vec<&QualifiedName> = tables.iter().collect();
+    by_size.sort_by_key(|t| std::cmp::Reverse(sizes.get(*t).copied().unwrap_or(0)));
+    let mut out: Vec<(i64, Vec<QualifiedName>)> = vec![(0, Vec::new()); jobs.max(1)];
+    for table in by_size {
+        let lightest = out
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least one job");
+        // An empty table still costs a round of COPY: count it as one byte.
+        lightest.0 += sizes.get(table).copied().unwrap_or(0).max(1);
+        lightest.1.push(table.clone());
+    }
+    out.into_iter()
+        .map(|(_, t)| t)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// The source's tables and columns that the target lacks: named, never skipped silently.
@@ -365,7 +416,7 @@ pub fn check_source_revision(
     allow_mismatch: bool,
 ) -> Result<Vec<String>> {
     let config = AlembicConfig::of(db);
-    let heads = config.heads(sh, &backend_dir())?;
+    let heads = crate::migrations::heads(config, sh, &backend_dir())?;
     let Some(revisions) = source.alembic_revisions() else {
         bail!(
             "the source {} has no alembic_version table, so its schema version is unknown; \
@@ -460,18 +511,9 @@ pub fn load_data(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
     let load = tools.command(Tool::Psql, target_side, target_url, &["--quiet"]);
-    let _display = show_progress.then(|| {
-        ProgressDisplay::start(
-            label,
-            selection
-                .tables
-                .iter()
-                .map(|t| (t.clone(), source.rows(t)))
-                .collect(),
-            progress.clone(),
-        )
-    });
-    stream::relay(&dump, &load, shaper, &logs.dump, &logs.load, progress)
+    let _display = show_progress
+        .then(|| ProgressDisplay::start(label, source, selection, vec![progress.clone()]));
+    stream::relay(&dump, &load, shaper, &logs.dump, &logs.load, progress, None)
 }
 
 /// Rule 7: on a terminal, one status line per database, redrawn twice a second: the table being
@@ -483,12 +525,19 @@ pub struct ProgressDisplay {
 }
 
 impl ProgressDisplay {
+    /// Draws `label`'s load: one stream, or the streams of a parallel load (each job's table).
     pub fn start(
         label: &'static str,
-        expected: BTreeMap<QualifiedName, i64>,
-        progress: StreamProgress,
+        source: &SourceRead,
+        selection: &Selection,
+        streams: Vec<StreamProgress>,
     ) -> ProgressDisplay {
         use std::sync::atomic::Ordering;
+        let expected: BTreeMap<QualifiedName, i64> = selection
+            .tables
+            .iter()
+            .map(|t| (t.clone(), source.rows(t)))
+            .collect();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let total: i64 = expected.values().sum();
         let thread = std::thread::spawn({
@@ -497,16 +546,23 @@ impl ProgressDisplay {
                 let started = std::time::Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(500));
-                    let tables = progress.snapshot();
-                    let done: u64 = tables.iter().map(|t| t.rows).sum();
-                    let bytes = progress.bytes.load(Ordering::Relaxed);
-                    let current = tables.iter().rev().find(|t| !t.done);
-                    let table = current
-                        .map(|t| {
+                    let mut done = 0u64;
+                    let mut bytes = 0u64;
+                    let mut current = Vec::new();
+                    for stream in &streams {
+                        let tables = stream.snapshot();
+                        done += tables.iter().map(|t| t.rows).sum::<u64>();
+                        bytes += stream.bytes.load(Ordering::Relaxed);
+                        if let Some(t) = tables.iter().rev().find(|t| !t.done) {
                             let want = expected.get(&t.header.table).copied().unwrap_or(0);
-                            format!("{} {}/{want} rows", t.header.table, t.rows)
-                        })
-                        .unwrap_or_else(|| "between tables".to_string());
+                            current.push(format!("{} {}/{want} rows", t.header.table, t.rows));
+                        }
+                    }
+                    let table = if current.is_empty() {
+                        "between tables".to_string()
+                    } else {
+                        current.join(", ")
+                    };
                     let elapsed = started.elapsed().as_secs_f64();
                     let eta = if done > 0 && total > done as i64 {
                         format!(
@@ -591,6 +647,10 @@ pub struct CopyStep<'a> {
     pub heads: &'a [String],
     pub logs: &'a LoadLogs,
     pub mode: LoadMode,
+    /// The target is a staging database this command built and nobody else uses: its secondary
+    /// indexes are built after the data, and with `--jobs` its tables load on several
+    /// connections (a failure discards the whole database, so no single transaction is needed).
+    pub staging: bool,
 }
 
 impl CopyStep<'_> {
@@ -609,6 +669,9 @@ impl CopyStep<'_> {
             self.mode,
             self.selection,
         ))?;
+        if self.staging {
+            shaper.rebuild_indexes();
+        }
         shaper.expect_rows(
             self.selection
                 .tables
@@ -616,29 +679,162 @@ impl CopyStep<'_> {
                 .map(|t| (t.clone(), self.source.rows(t)))
                 .collect(),
         );
-        let progress = StreamProgress::default();
-        load_data(
-            tools,
-            self.source,
-            self.source_side,
-            self.target,
-            self.target_side,
-            self.selection,
-            &mut shaper,
-            self.logs,
-            &progress,
-            label,
-            copy.show_progress,
-        )?;
+        let jobs = usize::from(copy.jobs);
+        let (loaded, how) = if self.staging && jobs > 1 && self.mode == LoadMode::Replace {
+            let loaded = self.load_parallel(rt, tools, copy, &mut shaper, jobs)?;
+            (loaded, format!("on {jobs} connections"))
+        } else {
+            let progress = StreamProgress::default();
+            load_data(
+                tools,
+                self.source,
+                self.source_side,
+                self.target,
+                self.target_side,
+                self.selection,
+                &mut shaper,
+                self.logs,
+                &progress,
+                label,
+                copy.show_progress,
+            )?;
+            (progress.snapshot(), "in one transaction".to_string())
+        };
         crate::interrupt::check("the data load")?;
-        let loaded = progress.snapshot();
         say(format!(
-            "{label}: {} tables, {} rows loaded by COPY in one transaction (log: {})",
+            "{label}: {} tables, {} rows loaded by COPY {how} (log: {})",
             loaded.len(),
             loaded.iter().map(|t| t.rows).sum::<u64>(),
             self.logs.load.display()
         ));
         Ok(())
+    }
+
+    /// A staging database loaded by `jobs` relays at once, each with its own tables in the same
+    /// snapshot: the set-up (foreign keys and secondary indexes off, triggers disabled) commits
+    /// first, the relays commit each their own tables, the indexes are built on `jobs`
+    /// connections, and the last transaction re-adds the foreign keys (validating every row),
+    /// asserts every row count and restores the triggers. Any failure fails the load; the caller
+    /// discards the staging database.
+    fn load_parallel(
+        &self,
+        rt: &Runtime,
+        tools: &PgTools,
+        copy: &CopyArgs,
+        shaper: &mut LoadShaper,
+        jobs: usize,
+    ) -> Result<Vec<stream::TableProgress>> {
+        use stream::Shaper as _;
+        let timeout = copy.connect_timeout();
+        let target = self.target;
+        let setup = shaper.prologue();
+        rt.block_on(async {
+            let conn = client::connect(target, timeout).await?;
+            conn.batch_execute(&format!("BEGIN;\n{setup}COMMIT;"))
+                .await
+                .with_context(|| format!("preparing {target} for a parallel load"))
+        })?;
+
+        let parts = split_jobs(&self.selection.tables, &self.source.sizes, jobs);
+        let group = stream::JobGroup::default();
+        let progress: Vec<StreamProgress> =
+            parts.iter().map(|_| StreamProgress::default()).collect();
+        let _display = copy.show_progress.then(|| {
+            ProgressDisplay::start(
+                self.db.label(),
+                self.source,
+                self.selection,
+                progress.clone(),
+            )
+        });
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, tables)| {
+                    let (group, progress) = (&group, &progress[i]);
+                    s.spawn(move || {
+                        // Job 0 also sets every sequence; owned ones may come twice (same value).
+                        let mut only: Vec<&QualifiedName> = tables.iter().collect();
+                        if i == 0 {
+                            only.extend(&self.source.sequences);
+                        }
+                        let args = dump_args(self.source, Some(&only));
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let dump = tools.command(
+                            Tool::PgDump,
+                            self.source_side,
+                            &self.source.endpoint.url,
+                            &args,
+                        );
+                        // The job's number makes each psql's command line its own: a tool in a
+                        // container is found (to be stopped) by its command line.
+                        let job = format!("--variable=XTASK_JOB={i}");
+                        let load =
+                            tools.command(Tool::Psql, self.target_side, target, &["--quiet", &job]);
+                        let logs = self.logs.job(i);
+                        let result = stream::relay(
+                            &dump,
+                            &load,
+                            &mut stream::DataOnly,
+                            &logs.dump,
+                            &logs.load,
+                            progress,
+                            Some(group),
+                        );
+                        if result.is_err() {
+                            group.cancel();
+                        }
+                        result
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("a load job panicked")))
+                })
+                .collect()
+        });
+        // The first job that failed on its own, not one stopped because another had failed.
+        let mut errors: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+        if !errors.is_empty() {
+            let first = errors
+                .iter()
+                .position(|e| !e.to_string().contains("killed"))
+                .unwrap_or(0);
+            return Err(errors.swap_remove(first));
+        }
+        crate::interrupt::check("the data load")?;
+
+        // Secondary indexes: the biggest tables' first, spread over the connections.
+        let mut builds = shaper.index_builds();
+        builds.sort_by_key(|(t, _)| std::cmp::Reverse(self.source.sizes.get(t).copied()));
+        let mut lanes: Vec<Vec<String>> = vec![Vec::new(); jobs.min(builds.len()).max(1)];
+        for (i, (_, sql)) in builds.into_iter().enumerate() {
+            let n = lanes.len();
+            lanes[i % n].push(sql);
+        }
+        let constraints = shaper.constraints();
+        rt.block_on(async {
+            futures_util::future::try_join_all(lanes.iter().filter(|l| !l.is_empty()).map(
+                |lane| async move {
+                    let conn = client::connect(target, timeout).await?;
+                    conn.batch_execute(&lane.join("\n"))
+                        .await
+                        .with_context(|| format!("building indexes in {target}"))
+                },
+            ))
+            .await?;
+            let conn = client::connect(target, timeout).await?;
+            conn.batch_execute(&format!("BEGIN;\n{constraints}COMMIT;"))
+                .await
+                .with_context(|| {
+                    format!("checking {target} after the parallel load (foreign keys, row counts)")
+                })
+        })?;
+        Ok(progress.iter().flat_map(StreamProgress::snapshot).collect())
     }
 
     /// Verifies the target against the source's snapshot; returns the summary line and the
@@ -700,6 +896,18 @@ impl LoadLogs {
             load: dir.join(format!("{command}-{}-{stamp}-psql.log", db.label())),
         }
     }
+
+    /// The logs of job `i` of a parallel load (job 0 keeps the plain names).
+    pub fn job(&self, i: usize) -> LoadLogs {
+        let numbered = |path: &Path| match i {
+            0 => path.to_path_buf(),
+            _ => path.with_extension(format!("job{i}.log")),
+        };
+        LoadLogs {
+            dump: numbered(&self.dump),
+            load: numbered(&self.load),
+        }
+    }
 }
 
 /// Reads the target schema that a load needs, and builds the load's SQL.
@@ -747,19 +955,27 @@ pub async fn verify_copy(
     let target_catalog = catalog::read_catalog(&tx, url).await?;
     let (source_plans, target_plans) =
         verify::plans(&source.catalog, &target_catalog, expect.checksums);
-    let target_measures = catalog::measure(&tx, url, &target_catalog, &target_plans).await?;
-    let _ = tx.rollback().await;
-    let source_measures = if expect.checksums {
-        catalog::measure(
-            &source.client,
-            &source.endpoint.url,
-            &source.catalog,
-            &source_plans,
-        )
-        .await?
-    } else {
-        source.measures.clone()
+    // Both sides at once: the target's counts (and checksums) on its connection, the source's
+    // checksums in its snapshot on the connection that holds it.
+    let source_side = async {
+        if expect.checksums {
+            catalog::measure(
+                &source.client,
+                &source.endpoint.url,
+                &source.catalog,
+                &source_plans,
+            )
+            .await
+        } else {
+            Ok(source.measures.clone())
+        }
     };
+    let (target_measures, source_measures) = tokio::join!(
+        catalog::measure(&tx, url, &target_catalog, &target_plans),
+        source_side
+    );
+    let (target_measures, source_measures) = (target_measures?, source_measures?);
+    let _ = tx.rollback().await;
     let db_source = Snapshot {
         catalog: source.catalog.clone(),
         measures: source_measures,
@@ -949,6 +1165,30 @@ mod tests {
         assert_eq!(
             dump_pattern(&QualifiedName::new("My Schema", "we\"ird.*")),
             r#""My Schema"."we""ird.*""#
+        );
+    }
+
+    #[test]
+    fn jobs_get_the_biggest_tables_first_and_even_loads() {
+        let t = |n: &str| QualifiedName::new("public", n);
+        let sizes: BTreeMap<QualifiedName, i64> = [
+            (t("big"), 100),
+            (t("mid"), 60),
+            (t("small"), 30),
+            (t("tiny"), 10),
+        ]
+        .into();
+        let tables: BTreeSet<QualifiedName> = sizes.keys().cloned().collect();
+        let jobs = split_jobs(&tables, &sizes, 2);
+        assert_eq!(
+            jobs,
+            vec![vec![t("big")], vec![t("mid"), t("small"), t("tiny")]]
+        );
+        // More jobs than tables: no empty job.
+        assert_eq!(split_jobs(&tables, &sizes, 8).len(), 4);
+        assert_eq!(
+            split_jobs(&tables, &sizes, 1),
+            vec![vec![t("big"), t("mid"), t("small"), t("tiny")]]
         );
     }
 

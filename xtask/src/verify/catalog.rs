@@ -8,15 +8,21 @@
 //! the transaction fixes `TimeZone`, `DateStyle`, `IntervalStyle`, `extra_float_digits`,
 //! `bytea_output` and `lc_monetary`, and `search_path` is `pg_catalog` only, so that every
 //! definition (defaults, constraints, indexes, types) is printed schema-qualified on both sides.
+//!
+//! The xtask's own queries here (catalog, counts, checksums, orphans) run under a bounded
+//! `statement_timeout` (`XTASK_STATEMENT_TIMEOUT`, default 30 minutes, `0` for none), so that a
+//! query stuck behind a lock or on a runaway plan ends with an error that names the setting. The
+//! data streams (pg_dump, psql) have sessions of their own and are not limited by it.
 
 use std::{borrow::Cow, collections::BTreeMap, fmt, time::Duration};
 
 use anyhow::{Context, Result};
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 use serde::Serialize;
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
+use tokio_postgres::{error::SqlState, Client, GenericClient, IsolationLevel, Transaction};
 
 use crate::config::DbUrl;
+use crate::exit::UsageError;
 use crate::pg::client::{self, quote_ident};
 
 /// How many queries one side keeps in flight on its connection (pipelining saves round trips to
@@ -367,8 +373,133 @@ SET LOCAL IntervalStyle = 'postgres';
 SET LOCAL extra_float_digits = 1;
 SET LOCAL bytea_output = 'hex';
 SET LOCAL lc_monetary = 'C';
-SET LOCAL statement_timeout = 0;
 SET LOCAL idle_in_transaction_session_timeout = 0;";
+
+/// The limit on each of the xtask's own queries when `XTASK_STATEMENT_TIMEOUT` is not set: long
+/// enough for checksums of large tables (about 0.4 s per 200K rows), short of hanging for ever.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// PostgreSQL caps statement_timeout at INT_MAX milliseconds (about 24.8 days).
+const MAX_STATEMENT_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// Parses `XTASK_STATEMENT_TIMEOUT`: whole seconds (`90`), or a whole number with one of
+/// PostgreSQL's time units (`500ms`, `30s`, `10min`, `2h`, `1d`). `None` is no limit (`0`).
+pub fn parse_statement_timeout(raw: &str) -> std::result::Result<Option<Duration>, String> {
+    let text = raw.trim();
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let bad = |why: &str| {
+        format!(
+            "XTASK_STATEMENT_TIMEOUT={raw:?} {why}: give whole seconds (`90`) or a whole number \
+             with a unit, ms, s, min, h or d (`500ms`, `10min`, `2h`); `0` for no limit \
+             (default 30min)"
+        )
+    };
+    let value: u128 = number.parse().map_err(|_| bad("is not a duration"))?;
+    let unit_ms: u128 = match unit.trim() {
+        "" | "s" => 1000,
+        "ms" => 1,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad("has an unknown unit")),
+    };
+    let ms = value.saturating_mul(unit_ms);
+    if ms == 0 {
+        return Ok(None);
+    }
+    if ms > MAX_STATEMENT_TIMEOUT_MS {
+        return Err(bad("is longer than PostgreSQL allows (about 24 days)"));
+    }
+    Ok(Some(Duration::from_millis(ms as u64)))
+}
+
+/// The limit on each of the xtask's own queries: `XTASK_STATEMENT_TIMEOUT`, else 30 minutes;
+/// `None` is no limit. A value that does not parse is a usage error (exit 2).
+pub fn statement_timeout() -> Result<Option<Duration>> {
+    match std::env::var_os("XTASK_STATEMENT_TIMEOUT") {
+        None => Ok(Some(DEFAULT_STATEMENT_TIMEOUT)),
+        Some(raw) => {
+            parse_statement_timeout(&raw.to_string_lossy()).map_err(|m| UsageError::new(m).into())
+        }
+    }
+}
+
+/// The setting as messages show it: `XTASK_STATEMENT_TIMEOUT=1ms`, or the default.
+fn statement_timeout_shown() -> String {
+    match std::env::var("XTASK_STATEMENT_TIMEOUT") {
+        Ok(raw) => format!("XTASK_STATEMENT_TIMEOUT={}", raw.trim()),
+        Err(_) => format!(
+            "XTASK_STATEMENT_TIMEOUT (not set: the default, {} minutes)",
+            DEFAULT_STATEMENT_TIMEOUT.as_secs() / 60
+        ),
+    }
+}
+
+/// SETTINGS_SQL and the statement timeout, for a transaction's first statement.
+fn session_settings() -> Result<String> {
+    let ms = statement_timeout()?.map(|d| d.as_millis()).unwrap_or(0);
+    Ok(format!(
+        "{SETTINGS_SQL}\nSET LOCAL statement_timeout = '{ms}ms';"
+    ))
+}
+
+/// A query's error, with the setting to change named when it was our statement timeout that
+/// cancelled it (a cancel by someone else, `pg_cancel_backend`, says "user request" instead).
+fn explain(err: tokio_postgres::Error) -> anyhow::Error {
+    let timed_out = err.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::QUERY_CANCELED && db.message().contains("statement timeout")
+    });
+    if timed_out {
+        let hint = format!(
+            "the query ran longer than {} allows: raise it (XTASK_STATEMENT_TIMEOUT=2h, say), \
+             or set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
+            statement_timeout_shown()
+        );
+        anyhow::Error::new(err).context(hint)
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// The value of a result, its error kept aside.
+fn keep_ok<T>(result: Result<T>, errors: &mut Vec<anyhow::Error>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// Whether the server refused a query only because an earlier one in the same transaction failed.
+fn aborted_by_another(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+        .any(|e| e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+}
+
+/// The failure to report among pipelined queries' errors: the server may have run them in
+/// another order than they are listed, and after the first failure it refuses the rest ("current
+/// transaction is aborted"), so the one that failed on its own is the cause.
+fn first_failure(errors: Vec<anyhow::Error>) -> anyhow::Error {
+    let mut errors = errors.into_iter();
+    let first = errors.next().expect("at least one error");
+    if !aborted_by_another(&first) {
+        return first;
+    }
+    errors.find(|e| !aborted_by_another(e)).unwrap_or_else(|| {
+        // Every listed query was refused: what failed first was a statement of the client's own
+        // (tokio-postgres looks types up in queries of its own), which a short statement
+        // timeout cancels like any other.
+        first.context(format!(
+            "an earlier statement in this transaction failed; if it ran past {}, raise it, or \
+             set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
+            statement_timeout_shown()
+        ))
+    })
+}
 
 fn with_user_tables(sql: &str) -> String {
     format!("{USER_TABLES}\n{sql}")
@@ -388,7 +519,7 @@ pub async fn begin<'a>(client: &'a mut Client, url: &DbUrl) -> Result<Transactio
         .start()
         .await
         .with_context(|| format!("starting a read-only transaction on {url}"))?;
-    tx.batch_execute(SETTINGS_SQL)
+    tx.batch_execute(&session_settings()?)
         .await
         .with_context(|| format!("setting up the session on {url}"))?;
     Ok(tx)
@@ -399,12 +530,14 @@ pub async fn begin<'a>(client: &'a mut Client, url: &DbUrl) -> Result<Transactio
 /// counts taken here and the rows dumped are the same rows, even while the source takes writes.
 /// The snapshot lives as long as this transaction stays open on `client`.
 pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<String> {
+    // A bad XTASK_STATEMENT_TIMEOUT is refused before the transaction starts.
+    let settings = session_settings()?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
         .with_context(|| format!("starting a read-only transaction on {url}"))?;
     client
-        .batch_execute(SETTINGS_SQL)
+        .batch_execute(&settings)
         .await
         .with_context(|| format!("setting up the session on {url}"))?;
     // A table locked by someone else (a migration, a VACUUM FULL) must not hang the copy: after
@@ -420,6 +553,7 @@ pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<Str
     let row = client
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .await
+        .map_err(explain)
         .with_context(|| format!("exporting a snapshot on {url}"))?;
     Ok(row.get(0))
 }
@@ -448,7 +582,68 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
         tx.query(&fks_sql, &[]),
         tx.query(&sequences_sql, &[]),
     );
-    let server_version: String = version.with_context(|| ctx("server version"))?.get(0);
+    let mut errors = Vec::new();
+    let version = keep_ok(
+        version
+            .map_err(explain)
+            .with_context(|| ctx("server version")),
+        &mut errors,
+    );
+    let tables = keep_ok(
+        tables.map_err(explain).with_context(|| ctx("tables")),
+        &mut errors,
+    );
+    let columns = keep_ok(
+        columns.map_err(explain).with_context(|| ctx("columns")),
+        &mut errors,
+    );
+    let constraints = keep_ok(
+        constraints
+            .map_err(explain)
+            .with_context(|| ctx("constraints")),
+        &mut errors,
+    );
+    let indexes = keep_ok(
+        indexes.map_err(explain).with_context(|| ctx("indexes")),
+        &mut errors,
+    );
+    let extensions = keep_ok(
+        extensions
+            .map_err(explain)
+            .with_context(|| ctx("extensions")),
+        &mut errors,
+    );
+    let fks = keep_ok(
+        fks.map_err(explain).with_context(|| ctx("foreign keys")),
+        &mut errors,
+    );
+    let sequences = keep_ok(
+        sequences.map_err(explain).with_context(|| ctx("sequences")),
+        &mut errors,
+    );
+    let (
+        Some(version),
+        Some(tables),
+        Some(columns),
+        Some(constraints),
+        Some(indexes),
+        Some(extensions),
+        Some(fks),
+        Some(sequences),
+    ) = (
+        version,
+        tables,
+        columns,
+        constraints,
+        indexes,
+        extensions,
+        fks,
+        sequences,
+    )
+    else {
+        return Err(first_failure(errors));
+    };
+    let server_version: String = version.get(0);
     let mut catalog = Catalog {
         server_version,
         tables: BTreeMap::new(),
@@ -458,7 +653,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
         sequences: Vec::new(),
         alembic: None,
     };
-    for row in tables.with_context(|| ctx("tables"))? {
+    for row in tables {
         let kind: String = row.get(2);
         catalog.tables.insert(
             QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
@@ -469,7 +664,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             },
         );
     }
-    for row in columns.with_context(|| ctx("columns"))? {
+    for row in columns {
         let table = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
         if let Some(t) = catalog.tables.get_mut(&table) {
             t.columns.insert(
@@ -486,7 +681,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             );
         }
     }
-    for row in constraints.with_context(|| ctx("constraints"))? {
+    for row in constraints {
         let table = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
         if let Some(t) = catalog.tables.get_mut(&table) {
             t.constraints.insert(
@@ -498,7 +693,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             );
         }
     }
-    for row in indexes.with_context(|| ctx("indexes"))? {
+    for row in indexes {
         catalog.indexes.insert(
             QualifiedName::new(row.get::<_, String>(2), row.get::<_, String>(3)),
             Index {
@@ -507,7 +702,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             },
         );
     }
-    for row in extensions.with_context(|| ctx("extensions"))? {
+    for row in extensions {
         catalog.extensions.insert(
             row.get(0),
             Extension {
@@ -516,7 +711,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             },
         );
     }
-    for row in fks.with_context(|| ctx("foreign keys"))? {
+    for row in fks {
         let table_kind: String = row.get(2);
         let parent_kind: String = row.get(6);
         catalog.foreign_keys.push(ForeignKey {
@@ -534,7 +729,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
     catalog
         .foreign_keys
         .sort_by(|a, b| (&a.table, &a.name).cmp(&(&b.table, &b.name)));
-    for row in sequences.with_context(|| ctx("sequences"))? {
+    for row in sequences {
         let table_kind: String = row.get(4);
         catalog.sequences.push(OwnedSequence {
             sequence: QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
@@ -583,6 +778,7 @@ async fn read_alembic<C: GenericClient + Sync>(
             &[],
         )
         .await
+        .map_err(explain)
         .with_context(|| format!("reading {table} on {url}"))?;
     Ok(Some(AlembicState {
         table: (*table).clone(),
@@ -703,17 +899,21 @@ enum Outcome {
 async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> Result<Outcome> {
     match job {
         Job::Table(plan, sql) => {
-            let row = tx.query_one(&sql, &[]).await.with_context(|| {
-                format!(
-                    "{} {} on {url}",
-                    if plan.checksum_columns.is_some() {
-                        "checksumming"
-                    } else {
-                        "counting the rows of"
-                    },
-                    plan.table
-                )
-            })?;
+            let row = tx
+                .query_one(&sql, &[])
+                .await
+                .map_err(explain)
+                .with_context(|| {
+                    format!(
+                        "{} {} on {url}",
+                        if plan.checksum_columns.is_some() {
+                            "checksumming"
+                        } else {
+                            "counting the rows of"
+                        },
+                        plan.table
+                    )
+                })?;
             let measure = TableMeasure {
                 rows: row.get(0),
                 checksum: plan.checksum_columns.as_ref().map(|_| row.get(1)),
@@ -721,13 +921,17 @@ async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> 
             Ok(Outcome::Table(plan.table.clone(), measure))
         }
         Job::Orphans(fk) => {
-            let row = tx.query_one(&orphans_sql(fk), &[]).await.with_context(|| {
-                format!(
-                    "checking foreign key {} of {} for orphans on {url}",
-                    shown_ident(&fk.name),
-                    fk.table
-                )
-            })?;
+            let row = tx
+                .query_one(&orphans_sql(fk), &[])
+                .await
+                .map_err(explain)
+                .with_context(|| {
+                    format!(
+                        "checking foreign key {} of {} for orphans on {url}",
+                        shown_ident(&fk.name),
+                        fk.table
+                    )
+                })?;
             Ok(Outcome::Orphans(row.get(0)))
         }
         Job::Sequence(seq) => {
@@ -737,6 +941,7 @@ async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> 
             let row = tx
                 .query_one(&sequence_column_sql(seq), &[])
                 .await
+                .map_err(explain)
                 .with_context(|| {
                     format!(
                         "reading {}.{} for sequence {} on {url}",
@@ -774,10 +979,15 @@ pub async fn measure<C: GenericClient + Sync>(
 
     // Named async fns rather than closures: the futures stay `Send` for tokio::spawn.
     let futures: Vec<_> = jobs.into_iter().map(|job| run_job(tx, url, job)).collect();
-    let outcomes: Vec<Outcome> = stream::iter(futures)
-        .buffered(PIPELINE)
-        .try_collect()
-        .await?;
+    let results: Vec<Result<Outcome>> = stream::iter(futures).buffered(PIPELINE).collect().await;
+    let mut errors = Vec::new();
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .filter_map(|r| keep_ok(r, &mut errors))
+        .collect();
+    if !errors.is_empty() {
+        return Err(first_failure(errors));
+    }
 
     let mut measures = Measures::default();
     for outcome in outcomes {
@@ -852,6 +1062,35 @@ mod tests {
         );
         let full = orphans_sql(&fk(&["a", "b"], &["x", "y"], true));
         assert!(full.contains(r#"("xtask_child"."a" IS NOT NULL OR "xtask_child"."b" IS NOT NULL) AND ("xtask_child"."a" IS NULL OR "xtask_child"."b" IS NULL OR NOT EXISTS"#), "{full}");
+    }
+
+    #[test]
+    fn statement_timeout_takes_seconds_or_postgres_units() {
+        let ok = |raw: &str| parse_statement_timeout(raw).unwrap();
+        assert_eq!(ok("90"), Some(Duration::from_secs(90)));
+        assert_eq!(ok(" 30s "), Some(Duration::from_secs(30)));
+        assert_eq!(ok("1ms"), Some(Duration::from_millis(1)));
+        assert_eq!(ok("500 ms"), Some(Duration::from_millis(500)));
+        assert_eq!(ok("10min"), Some(Duration::from_secs(600)));
+        assert_eq!(ok("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(ok("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(ok("0"), None);
+        assert_eq!(ok("0min"), None);
+        for bad in [
+            "",
+            "soon",
+            "-5",
+            "1.5s",
+            "10 sec",
+            "5m",
+            "ms",
+            "30d",
+            "99999999999999999999999",
+        ] {
+            let err = parse_statement_timeout(bad).unwrap_err();
+            assert!(err.contains("XTASK_STATEMENT_TIMEOUT"), "{bad}: {err}");
+            assert!(err.contains("10min"), "{bad}: {err}");
+        }
     }
 
     #[test]

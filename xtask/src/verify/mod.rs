@@ -56,9 +56,9 @@ pub struct AlembicHeads {
 }
 
 impl AlembicHeads {
-    /// `uv run alembic -c <ini> heads` in `backend_dir`.
+    /// `uv run alembic -c <ini> heads` in `backend_dir` (cached by the migrations' fingerprint).
     pub fn read(sh: &Shell, config: AlembicConfig, backend_dir: &Path) -> AlembicHeads {
-        match config.heads(sh, backend_dir) {
+        match crate::migrations::heads(config, sh, backend_dir) {
             Ok(heads) => AlembicHeads {
                 config: config.ini().to_string(),
                 heads,

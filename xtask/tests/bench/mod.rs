@@ -77,8 +77,15 @@ impl Bench {
 
     /// Runs a command with the bench's settings; checks that no file it wrote leaks a secret.
     pub fn run(&self, command: &str, args: &[&str]) -> Run {
+        self.run_with(command, args, &[])
+    }
+
+    /// `run`, with more settings in the environment (they win over the bench's).
+    pub fn run_with(&self, command: &str, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra);
         let mut all = vec![command];
         all.extend_from_slice(args);
         let run = run_xtask(&all, &env);
@@ -126,8 +133,9 @@ pub fn fingerprint(url: &str) -> BTreeMap<String, (String, String)> {
             let r = query(
                 url,
                 &format!(
-                    "SELECT count(*), md5(coalesce(string_agg(md5(x::text), '' ORDER BY \
-                     md5(x::text)), '')) FROM {t} AS x"
+                    // Order-independent, without a sort: the sum of each row's md5 (60 bits).
+                    "SELECT count(*), coalesce(sum(('x' || substr(md5(x::text), 1, 15))::bit(60)\
+                     ::bigint), 0)::text FROM {t} AS x"
                 ),
             );
             (
@@ -216,4 +224,28 @@ pub fn finish(child: Child) -> Run {
         run.all()
     );
     run
+}
+
+/// The xtask's databases left on a server (staging, swapped-out, stamp-check), comma-separated;
+/// the cached schema builds (`xtask_schema_*`, kept on purpose) are not leftovers.
+pub fn leftover_databases(pg: &PgContainer) -> String {
+    query(
+        &pg.url("postgres"),
+        "SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database \
+         WHERE datname LIKE '%xtask%' AND datname NOT LIKE 'xtask\\_schema\\_%'",
+    )[0][0]
+        .clone()
+        .unwrap_or_default()
+}
+
+/// Seeded, then changed (rows gone, a name changed): the side that a pull or a push must replace
+/// whole.
+pub fn differing_local(pg: &PgContainer) {
+    init_and_seed(pg);
+    query(
+        &pg.url(CORE),
+        "DELETE FROM position_tags; UPDATE users SET full_name = 'local only'; \
+         DELETE FROM market_data_cache WHERE id % 3 = 0",
+    );
+    query(&pg.url(AI), "DELETE FROM ai_feedback");
 }

@@ -22,7 +22,8 @@ pub const PASSWORD_ENCODED: &str = "p%40ss%3Aw%2Frd%25%3F%23%26";
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn unique(prefix: &str) -> String {
+/// `prefix-<pid>-<n>`: a name no other test of any binary running now uses.
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}-{}-{}",
         std::process::id(),
@@ -450,4 +451,62 @@ pub fn copy_backend(dest: &Path) {
     for dir in ["migrations_core", "migrations_ai"] {
         copy_dir(&src.join(dir), &dest.join(dir));
     }
+}
+
+/// Asserts one fault or bad-input case's exit code and message, then records it for the README's
+/// reliability matrix (`scripts/reliability-matrix.py` renders the records; CI fails when the
+/// README's table differs from what the suite recorded). Call it after asserting the databases'
+/// contents: `data` says what was asserted about them. `says` are the message's parts that must
+/// appear; the first is shown in the matrix.
+pub fn fault_case(command: &str, case: &str, run: &Run, code: i32, says: &[&str], data: &str) {
+    assert_eq!(
+        run.code,
+        code,
+        "{command}, {case}: exit code\n{}",
+        run.all()
+    );
+    for part in says {
+        assert!(
+            run.all().contains(part),
+            "{command}, {case}: the message lacks {part:?}:\n{}",
+            run.all()
+        );
+    }
+    record_case(
+        command,
+        case,
+        &code.to_string(),
+        says.first().copied().unwrap_or(""),
+        data,
+    );
+}
+
+/// Records a matrix row whose exit code and message the caller asserted itself (a signal's 130,
+/// a message matched by a pattern).
+pub fn record_case(command: &str, case: &str, exit: &str, says: &str, data: &str) {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
+    std::fs::create_dir_all(&dir).unwrap();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("?")
+        .rsplit("::")
+        .next()
+        .unwrap_or("?")
+        .to_string();
+    let line = serde_json::json!({
+        "command": command,
+        "case": case,
+        "exit": exit,
+        "says": says,
+        "data": data,
+        "test": format!("{}::{test}", env!("CARGO_CRATE_NAME")),
+    });
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.jsonl", std::process::id())))
+        .unwrap();
+    // One write per line: records of tests running in parallel do not interleave.
+    file.write_all(format!("{line}\n").as_bytes()).unwrap();
 }
