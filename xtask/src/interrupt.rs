@@ -292,18 +292,13 @@ impl DockerExec {
             }
             if !kill(&[pid]) {
                 // Not ours to signal from the host (it runs as the container's root): from
-                // inside the container, by its pid there.
-                // The shell's own `kill`: images need not have a kill program.
+                // inside the container, by its pid there, with the image's `kill` program (no
+                // shell: nothing is ever run through `sh -c`). An image without one leaves the
+                // tool to stop on its own at its next write (EPIPE) or read (end of input), now
+                // that its client is gone.
                 let inner = ns.last().copied().unwrap_or(pid).to_string();
                 let _ = Command::new("docker")
-                    .args([
-                        "exec",
-                        &self.container,
-                        "sh",
-                        "-c",
-                        "kill -KILL \"$1\"",
-                        "sh",
-                    ])
+                    .args(["exec", &self.container, "kill", "-KILL"])
                     .arg(&inner)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
