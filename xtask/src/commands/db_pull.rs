@@ -195,39 +195,8 @@ impl DbPull {
         if !self.copy.no_backup {
             for p in pulls.iter_mut().filter(|p| p.before.is_some()) {
                 interrupt::check("the backups (nothing was changed)")?;
-                let b = backup::take(
-                    &tools,
-                    Side::Local,
-                    &p.target,
-                    &backup::backups_dir(),
-                    &stamp,
-                )
-                .with_context(|| {
-                    if interrupt::interrupted() {
-                        format!(
-                            "db-pull interrupted during the backup of the local {} database: \
-                             nothing was changed and no partial backup is kept; run the pull \
-                             again",
-                            p.db.label()
-                        )
-                    } else {
-                        format!(
-                            "backing up the local {} database (nothing was changed)",
-                            p.db.label()
-                        )
-                    }
-                })?;
-                if interrupt::interrupted() {
-                    // On a terminal's Ctrl-C a `docker exec` client exits 0 while its pg_dump
-                    // goes on in the container: the file may be cut short. Not kept.
-                    let _ = std::fs::remove_file(&b.path);
-                    return Err(Interrupted(format!(
-                        "db-pull interrupted during the backup of the local {} database: nothing \
-                         was changed and no partial backup is kept; run the pull again",
-                        p.db.label()
-                    ))
-                    .into());
-                }
+                let b =
+                    backup::take_first(&tools, "db-pull", Side::Local, p.db, &p.target, &stamp)?;
                 say(format!(
                     "{}: backup of {} written to {} ({})",
                     p.db.label(),

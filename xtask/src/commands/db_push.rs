@@ -198,39 +198,8 @@ impl DbPush {
         if !self.copy.no_backup {
             for p in pushes.iter_mut() {
                 interrupt::check("the backups (nothing was changed)")?;
-                let b = backup::take(
-                    &tools,
-                    Side::Remote,
-                    &p.target,
-                    &backup::backups_dir(),
-                    &stamp,
-                )
-                .with_context(|| {
-                    if interrupt::interrupted() {
-                        format!(
-                            "db-push interrupted during the backup of the remote {} database: \
-                             nothing was changed and no partial backup is kept; run the push \
-                             again",
-                            p.db.label()
-                        )
-                    } else {
-                        format!(
-                            "backing up the remote {} database (nothing was changed)",
-                            p.db.label()
-                        )
-                    }
-                })?;
-                if interrupt::interrupted() {
-                    // On a terminal's Ctrl-C a `docker exec` client exits 0 while its pg_dump
-                    // goes on in the container: the file may be cut short. Not kept.
-                    let _ = std::fs::remove_file(&b.path);
-                    return Err(Interrupted(format!(
-                        "db-push interrupted during the backup of the remote {} database: \
-                         nothing was changed and no partial backup is kept; run the push again",
-                        p.db.label()
-                    ))
-                    .into());
-                }
+                let b =
+                    backup::take_first(&tools, "db-push", Side::Remote, p.db, &p.target, &stamp)?;
                 say(format!(
                     "{}: backup of the remote {} written to {} ({})",
                     p.db.label(),

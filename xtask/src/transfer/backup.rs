@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::{DbUrl, Side};
+use crate::config::{Database, DbUrl, Side};
 use crate::interrupt;
 use crate::pg::{describe_status, private_file, tail_block, PgTools, Tool};
 
@@ -193,6 +193,45 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
         path: partial.keep(),
         bytes,
     })
+}
+
+/// The backup that `command` (db-pull, db-push) takes of the `side` database it is about to
+/// overwrite, into `backups_dir()`. After a Ctrl-C no file is kept, even one whose pg_dump seemed
+/// to end well (on a terminal's Ctrl-C a `docker exec` client exits 0 while its pg_dump goes on in
+/// the container, so the file may be cut short), and the error says that nothing was changed.
+pub fn take_first(
+    tools: &PgTools,
+    command: &str,
+    side: Side,
+    db: Database,
+    url: &DbUrl,
+    stamp: &str,
+) -> Result<Backup> {
+    let interrupted = || {
+        format!(
+            "{command} interrupted during the backup of the {} {} database: nothing was changed \
+             and no partial backup is kept; run the {} again",
+            side.label(),
+            db.label(),
+            command.trim_start_matches("db-")
+        )
+    };
+    let backup = take(tools, side, url, &backups_dir(), stamp).with_context(|| {
+        if interrupt::interrupted() {
+            interrupted()
+        } else {
+            format!(
+                "backing up the {} {} database (nothing was changed)",
+                side.label(),
+                db.label()
+            )
+        }
+    })?;
+    if interrupt::interrupted() {
+        let _ = fs::remove_file(&backup.path);
+        return Err(crate::exit::Interrupted(interrupted()).into());
+    }
+    Ok(backup)
 }
 
 impl Backup {
