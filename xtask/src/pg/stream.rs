@@ -127,11 +127,13 @@ pub struct JobGroup {
 }
 
 impl JobGroup {
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+    /// Stops every job's children; true for the call that cancelled the group first.
+    pub fn cancel(&self) -> bool {
+        let first = !self.cancelled.swap(true, Ordering::SeqCst);
         for pid in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
             kill_process(pid);
         }
+        first
     }
 
     pub fn cancelled(&self) -> bool {

@@ -747,7 +747,7 @@ impl CopyStep<'_> {
                 progress.clone(),
             )
         });
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let results: Vec<(Result<()>, bool)> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .iter()
                 .enumerate()
@@ -782,10 +782,9 @@ impl CopyStep<'_> {
                             progress,
                             Some(group),
                         );
-                        if result.is_err() {
-                            group.cancel();
-                        }
-                        result
+                        // The job whose failure stops the others is the cause to report.
+                        let cause = result.is_err() && group.cancel();
+                        (result, cause)
                     })
                 })
                 .collect();
@@ -793,18 +792,18 @@ impl CopyStep<'_> {
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a load job panicked")))
+                        .unwrap_or_else(|_| (Err(anyhow!("a load job panicked")), true))
                 })
                 .collect()
         });
-        // The first job that failed on its own, not one stopped because another had failed.
-        let mut errors: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+        // The job that failed first, not one stopped because another had failed.
+        let mut errors: Vec<(anyhow::Error, bool)> = results
+            .into_iter()
+            .filter_map(|(r, cause)| r.err().map(|e| (e, cause)))
+            .collect();
         if !errors.is_empty() {
-            let first = errors
-                .iter()
-                .position(|e| !e.to_string().contains("killed"))
-                .unwrap_or(0);
-            return Err(errors.swap_remove(first));
+            let first = errors.iter().position(|(_, cause)| *cause).unwrap_or(0);
+            return Err(errors.swap_remove(first).0);
         }
         crate::interrupt::check("the data load")?;
 
