@@ -59,7 +59,7 @@ work=$(mktemp -d /tmp/xtask-bench.XXXXXX)
 container=xtask-bench-$$
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
-  docker rm -f "$container" >/dev/null 2>&1 || true
+  docker rm -f -v "$container" >/dev/null 2>&1 || true
   if [[ -n ${BENCH_KEEP:-} ]]; then say "bench: output kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT

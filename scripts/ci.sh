@@ -29,7 +29,7 @@ section "alembic-status and db-verify on a throwaway server, migrated from scrat
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xtask-ci.XXXXXX")
 container="xtask-ci-$$-$RANDOM"
 cleanup() {
-  docker rm -f "$container" >/dev/null 2>&1 || true
+  docker rm -f -v "$container" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT

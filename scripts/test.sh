@@ -39,7 +39,8 @@ if docker version >/dev/null 2>&1; then
   scripts/pg-image/build.sh
   # Containers left behind by an interrupted run of this suite.
   stale=$(docker ps -aq --filter label=xtask-test=1)
-  [[ -z $stale ]] || docker rm -f $stale >/dev/null
+  # -v: with their data volumes (the image declares one), or the disk fills up over many runs.
+  [[ -z $stale ]] || docker rm -f -v $stale >/dev/null
 elif [[ -n ${CI:-} ]]; then
   echo "test.sh: CI is set but the Docker engine does not answer; the Docker tests cannot be skipped in CI" >&2
   exit 1

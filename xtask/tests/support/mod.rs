@@ -139,8 +139,10 @@ impl PgContainer {
 
 impl Drop for PgContainer {
     fn drop(&mut self) {
+        // -v: the image declares a volume for its data; without it every test would leave one
+        // behind (this machine's disk once filled up with hundreds of them).
         let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
+            .args(["rm", "-f", "-v", &self.name])
             .output();
     }
 }
