@@ -124,7 +124,60 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
         uncached.stderr
     );
     assert_eq!(fingerprint(&bench.local.url(CORE)), remote[0]);
+
+    // A migration that writes reference rows: the copy built by these migrations holds them, and
+    // the pull replaces them with the source's rows (the source is a revision behind here).
+    let backend =
+        support::backend_with_core_migration("c0006_reference_rows.py", SEEDING_MIGRATION);
+    let backend_dir = backend.path().display().to_string();
+    let seeded = bench.run_with(
+        "db-pull",
+        &[
+            "--yes",
+            "--no-backup",
+            "--core-only",
+            "--allow-revision-mismatch",
+        ],
+        &[("XTASK_BACKEND_DIR", backend_dir.as_str())],
+    );
+    assert_eq!(seeded.code, 0, "{}", seeded.all());
+    // The revision is this copy's (c0006); every table of data is the source's.
+    assert_eq!(
+        query_one(
+            &bench.local.url(CORE),
+            "SELECT version_num FROM alembic_version"
+        ),
+        "c0006_reference_rows"
+    );
+    let mut pulled = fingerprint(&bench.local.url(CORE));
+    let mut source = remote[0].clone();
+    pulled.remove("public.alembic_version");
+    source.remove("public.alembic_version");
+    assert_eq!(pulled, source);
 }
+
+const SEEDING_MIGRATION: &str = r#""""writes a reference row, as data migrations do
+
+Revision ID: c0006_reference_rows
+Revises: c0005_correlations
+"""
+from alembic import op
+
+revision = "c0006_reference_rows"
+down_revision = "c0005_correlations"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        "INSERT INTO factor_definitions (name, factor_type) VALUES ('xtask reference', 'style')"
+    )
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM factor_definitions WHERE name = 'xtask reference'")
+"#;
 
 #[test]
 fn refusals_leave_the_local_databases_untouched() {
@@ -320,31 +373,20 @@ fn refusals_leave_the_local_databases_untouched() {
     }
 }
 
-/// Starts a pull and holds it where pg_dump has started streaming data from the remote: the
-/// xtask's snapshot transaction holds `positions`, this test queues an exclusive lock behind it,
-/// and pg_dump's lock queues behind that. Returns the running pull and the thread holding the
-/// queued lock (it ends when the pull's snapshot ends).
+/// Starts a pull and holds it where its pg_dump asks for its locks on the remote: the xtask's
+/// snapshot transaction holds `positions`, this test queues an exclusive lock behind it, and
+/// pg_dump's lock queues behind that. Returns the running pull and the thread holding the queued
+/// lock (it ends when the pull's snapshot ends).
 fn pull_stalled_in_pg_dump(bench: &Bench) -> (Child, std::thread::JoinHandle<()>) {
     let remote = bench.remote.url(CORE);
     let child = bench.spawn("db-pull", &["--yes", "--core-only", "--no-backup"]);
-    wait_for("the pull's snapshot to hold positions", 60, || {
-        query_one(
-            &remote,
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE a.application_name = 'xtask' AND l.relation = 'public.positions'::regclass",
-        ) != "0"
-    });
-    let locker = std::thread::spawn({
-        let url = xtask::config::DbUrl::parse(&remote).unwrap();
-        move || {
-            let _ = xtask::pg::client::block_on(async {
-                let c = xtask::pg::client::connect(&url, Duration::from_secs(5)).await?;
-                c.batch_execute("BEGIN; LOCK TABLE positions IN ACCESS EXCLUSIVE MODE; COMMIT")
-                    .await?;
-                anyhow::Ok(())
-            });
-        }
-    });
+    let locker = support::when_locked_by(
+        &remote,
+        "xtask",
+        "public.positions",
+        &support::unique("xtask-test-locker"),
+        "LOCK TABLE positions IN ACCESS EXCLUSIVE MODE; COMMIT",
+    );
     wait_for("pg_dump to wait for its lock", 60, || {
         query_one(
             &remote,
@@ -523,7 +565,12 @@ fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the
 
 #[test]
 fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
-    let (source, target) = (support::HostCluster::start(), support::HostCluster::start());
+    // The source takes TLS connections only, as Railway does: every connection of the pull (the
+    // xtask's own and pg_dump's) must go over TLS, or the server refuses it.
+    let (source, target) = (
+        support::HostCluster::start_tls_only(),
+        support::HostCluster::start(),
+    );
     let path = format!(
         "{}:{}",
         source.bin.display(),
@@ -559,6 +606,50 @@ fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(fingerprint(&dst), fingerprint(&src));
+
+    // TLS is set up only when the server takes it, and a certificate is checked only when the URL
+    // asks for it (verify-ca, verify-full), as libpq does.
+    let refusals: [(&str, &[&str]); 2] = [
+        (
+            "disable",
+            &["takes TLS connections only", "nothing local was touched"],
+        ),
+        (
+            "verify-full",
+            &[
+                "certificate verify failed",
+                "a CA this machine trusts",
+                "nothing local was touched",
+            ],
+        ),
+    ];
+    let dry_run = |remote: &str| {
+        run_with(
+            &[
+                "db-pull",
+                "--via",
+                "host",
+                "--core-only",
+                "--yes",
+                "--dry-run",
+            ],
+            &env(remote, &dst),
+        )
+    };
+    for (sslmode, says) in refusals {
+        let run = dry_run(&format!("{src}?sslmode={sslmode}"));
+        assert_eq!(fingerprint(&dst), fingerprint(&src));
+        fault_case(
+            "db-pull",
+            &format!("sslmode={sslmode} against a TLS-only server with a self-signed certificate"),
+            &run,
+            1,
+            says,
+            "local unchanged (fingerprint)",
+        );
+    }
+    let run = dry_run(&format!("{src}?sslmode=require"));
+    assert_eq!(run.code, 0, "sslmode=require: {}", run.all());
 
     // The host's pg_dump 15 cannot read a PostgreSQL 17 server: refused, naming both.
     if support::docker_ready() {

@@ -639,18 +639,7 @@ def downgrade() -> None:
 /// discarded; the push's remote keeps its data and its revision (Alembic's one transaction is
 /// rolled back).
 fn migration_fails_halfway(bench: &Bench, local: &Fingerprints, remote: &Fingerprints) {
-    let backend = tempfile::Builder::new()
-        .prefix("xtask-failing-migration")
-        .tempdir()
-        .unwrap();
-    support::copy_backend(backend.path());
-    std::fs::write(
-        backend
-            .path()
-            .join("migrations_core/versions/c0006_fails_halfway.py"),
-        FAILING_MIGRATION,
-    )
-    .unwrap();
+    let backend = support::backend_with_core_migration("c0006_fails_halfway.py", FAILING_MIGRATION);
     let backend_dir = backend.path().display().to_string();
     // Both sides are at c0005_correlations, behind this copy's head: let the copies go on.
     let env = [("XTASK_BACKEND_DIR", backend_dir.as_str())];

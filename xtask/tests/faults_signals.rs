@@ -496,6 +496,24 @@ impl Hold {
                 });
             }
         });
+        Hold::of(url, app, thread)
+    }
+
+    /// `start`, but only once the command (application_name `xtask`) holds `table`: see
+    /// `support::when_locked_by`.
+    fn behind_xtask(url: &str, table: &str, sql: &str) -> Hold {
+        let app = support::unique("xtask-test-hold");
+        let thread = support::when_locked_by(
+            url,
+            "xtask",
+            table,
+            &app,
+            &format!("{sql}; SELECT pg_sleep(3600)"),
+        );
+        Hold::of(url, app, thread)
+    }
+
+    fn of(url: &str, app: String, thread: JoinHandle<()>) -> Hold {
         let admin = DbUrl::parse(url)
             .unwrap()
             .with_dbname("postgres")
@@ -525,14 +543,6 @@ impl Hold {
         self
     }
 
-    /// Waits until the session waits in the lock queue.
-    fn queued(self) -> Hold {
-        wait_for("the test's lock request to queue", 30, || {
-            self.state().starts_with("Lock/")
-        });
-        self
-    }
-
     /// Ends the session: its lock (or its place in the queue) goes with it.
     fn release(&mut self) {
         if let Some(thread) = self.thread.take() {
@@ -542,7 +552,7 @@ impl Hold {
                     let c = xtask::pg::client::connect(&url, Duration::from_secs(5)).await?;
                     c.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE application_name = $1",
+                         WHERE application_name IN ($1, $1 || '-poll')",
                         &[&app],
                     )
                     .await?;
@@ -565,14 +575,11 @@ impl Drop for Hold {
 /// Returns the queued request (released, it lets pg_dump go on).
 fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str) -> Hold {
     let url = source.url(dbname);
-    run.wait_until("the command's snapshot to hold positions", 120, || {
-        query_one(
-            &url,
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
-             WHERE a.application_name = 'xtask' AND l.relation = 'public.positions'::regclass",
-        ) != "0"
-    });
-    let queued = Hold::start(&url, "LOCK TABLE positions IN ACCESS EXCLUSIVE MODE").queued();
+    let queued = Hold::behind_xtask(
+        &url,
+        "public.positions",
+        "LOCK TABLE positions IN ACCESS EXCLUSIVE MODE",
+    );
     run.wait_until("pg_dump to wait for its lock", 120, || {
         sessions(
             source,
@@ -596,6 +603,7 @@ fn all_rows_sent(
     target_db: &str,
 ) -> Hold {
     let mut queued = stall_pg_dump(run, source, CORE);
+    psql_connected(run, target, target_db);
     let sequence = Hold::start(
         &target.url(target_db),
         "ALTER SEQUENCE public.market_data_cache_id_seq CACHE 1",
@@ -649,6 +657,18 @@ fn held_in_backup(
         ) > 0
     });
     (run, core)
+}
+
+/// Waits until the load's psql is connected to `target_db`, waiting for its input (pg_dump is
+/// held, and the relay has not flushed `BEGIN` to it yet). A pull starts its pg_dump before it
+/// creates the staging database and starts psql.
+fn psql_connected(run: &mut Running, target: &PgContainer, target_db: &str) {
+    run.wait_until("psql to connect to the target", 120, || {
+        sessions(
+            target,
+            &format!("application_name = 'psql' AND datname = '{target_db}'"),
+        ) > 0
+    });
 }
 
 fn wait_in_ai_preflight(run: &mut Running, server: &PgContainer) {
@@ -862,6 +882,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     if case(4) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         docker(&["pause", &bench.local.name]);
         run.interrupt();
         run.wait_said("interrupted: stopping", 30);
@@ -934,6 +955,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     if case(5) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         let staging = format!(":{}/sigmasight_db_xtask_new", bench.local.port);
         signal("KILL", tool_process("psql", &[&staging]));
@@ -962,6 +984,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     if case(6) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         crash(&bench.local);
         let out = run.finish(60);

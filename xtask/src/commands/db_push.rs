@@ -438,7 +438,7 @@ impl DbPush {
             mode: self.mode,
             staging: false,
         };
-        step.load(rt, tools, &self.copy, say)
+        step.load(rt, tools, &self.copy, None, say)
             .with_context(|| format!("{label}: loading the data"))?;
         p.loaded = true;
         let (summary, warnings) = step.verify(rt, &self.copy, say)?;

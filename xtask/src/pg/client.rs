@@ -2,9 +2,15 @@
 //! lists, counts, schema. Connection errors are turned into messages that name the cause
 //! (unreachable, authentication, missing database) and the URL with its password masked.
 
+use std::error::Error;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{config::SslMode, error::SqlState, Client};
 
 use crate::config::DbUrl;
@@ -71,13 +77,10 @@ fn pg_config(url: &DbUrl, timeout: Duration) -> Result<tokio_postgres::Config> {
 pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
     let config = pg_config(url, timeout)?;
     // libpq's `require` encrypts without checking the certificate; only verify-* check it.
-    let verify = matches!(url.param("sslmode"), Some("verify-ca" | "verify-full"));
-    let tls = native_tls::TlsConnector::builder()
-        .danger_accept_invalid_certs(!verify)
-        .danger_accept_invalid_hostnames(url.param("sslmode") != Some("verify-full"))
-        .build()
-        .context("setting up TLS")?;
-    let tls = postgres_native_tls::MakeTlsConnector::new(tls);
+    let tls = LazyTls {
+        verify_cert: matches!(url.param("sslmode"), Some("verify-ca" | "verify-full")),
+        verify_hostname: url.param("sslmode") == Some("verify-full"),
+    };
     let connecting = config.connect(tls);
     // connect_timeout covers each TCP attempt only. A stalled server (a paused container, a hung
     // host) still completes the TCP handshake in its kernel and then never answers the TLS request
@@ -96,6 +99,76 @@ pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
     Ok(client)
 }
 
+/// TLS for a connection, set up only once the server has accepted TLS: a local server in Docker
+/// usually runs without it (`sslmode=prefer` then goes on in clear), and setting TLS up costs
+/// about 50 ms (below), which a pull used to pay for each of its six connections.
+#[derive(Clone, Copy)]
+struct LazyTls {
+    verify_cert: bool,
+    verify_hostname: bool,
+}
+
+impl<S> MakeTlsConnect<S> for LazyTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = postgres_native_tls::TlsStream<S>;
+    type TlsConnect = LazyTlsConnect;
+    type Error = std::convert::Infallible;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyTlsConnect, Self::Error> {
+        Ok(LazyTlsConnect {
+            tls: *self,
+            domain: domain.to_string(),
+        })
+    }
+}
+
+struct LazyTlsConnect {
+    tls: LazyTls,
+    domain: String,
+}
+
+type TlsResult<S> = Result<postgres_native_tls::TlsStream<S>, Box<dyn Error + Send + Sync>>;
+
+impl<S> TlsConnect<S> for LazyTlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = postgres_native_tls::TlsStream<S>;
+    type Error = Box<dyn Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = TlsResult<S>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let connector = tls_connector(self.tls.verify_cert, self.tls.verify_hostname)?;
+            let tls = postgres_native_tls::TlsConnector::new(connector, &self.domain);
+            Ok(tls.connect(stream).await?)
+        })
+    }
+}
+
+/// The TLS settings for connections, built once per process for each kind of check. Building one
+/// loads and parses the system's CA certificates (OpenSSL 3: about 50 ms here); a
+/// `TlsConnector` is a shared handle, cheap to clone.
+fn tls_connector(verify_cert: bool, verify_hostname: bool) -> Result<native_tls::TlsConnector> {
+    static BUILT: Mutex<Vec<((bool, bool), native_tls::TlsConnector)>> = Mutex::new(Vec::new());
+    let key = (verify_cert, verify_hostname);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, tls)) = built.iter().find(|(k, _)| *k == key) {
+        return Ok(tls.clone());
+    }
+    let tls = native_tls::TlsConnector::builder()
+        .danger_accept_invalid_certs(!verify_cert)
+        .danger_accept_invalid_hostnames(!verify_hostname)
+        .build()
+        .context("setting up TLS")?;
+    built.push((key, tls.clone()));
+    Ok(tls)
+}
+
 /// The server took the connection (or never refused it) but did not finish the startup in time.
 fn no_answer(url: &DbUrl, timeout: Duration) -> ConnectError {
     ConnectError {
@@ -111,7 +184,22 @@ fn no_answer(url: &DbUrl, timeout: Duration) -> ConnectError {
 
 fn classify(url: &DbUrl, err: &tokio_postgres::Error) -> ConnectError {
     if let Some(db) = err.as_db_error() {
+        let refused_by_hba = db.message().contains("pg_hba.conf");
         let (kind, hint) = match *db.code() {
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                if refused_by_hba && db.message().contains("no encryption") =>
+            {
+                (
+                    ConnectFailure::Authentication,
+                    "the server takes TLS connections only and the URL says sslmode=disable: \
+                     remove it (or use sslmode=require)",
+                )
+            }
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION if refused_by_hba => (
+                ConnectFailure::Authentication,
+                "the server's pg_hba.conf has no rule that lets this user into this database from \
+                 here: check the user and database in the URL, or ask for access",
+            ),
             SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION => (
                 ConnectFailure::Authentication,
                 "authentication failed: check the user and password in the URL (special \
@@ -136,11 +224,22 @@ fn classify(url: &DbUrl, err: &tokio_postgres::Error) -> ConnectError {
     let detail = std::error::Error::source(err)
         .map(|s| s.to_string())
         .unwrap_or_else(|| err.to_string());
+    // tokio-postgres names no error kinds; its TLS failures all print this.
+    let hint = if err.to_string().contains("TLS handshake") {
+        match url.param("sslmode") {
+            Some("verify-ca" | "verify-full") => {
+                "TLS failed: with sslmode=verify-ca or verify-full the server's certificate must \
+                 be signed by a CA this machine trusts (and name the host, for verify-full); \
+                 sslmode=require encrypts without checking it"
+            }
+            _ => "TLS failed: check the sslmode in the URL against what the server offers",
+        }
+    } else {
+        "is the server up and the host/port right?"
+    };
     ConnectError {
         kind: ConnectFailure::Unreachable,
-        message: format!(
-            "cannot reach {url}: {detail} (is the server up and the host/port right?)"
-        ),
+        message: format!("cannot reach {url}: {detail} ({hint})"),
     }
 }
 

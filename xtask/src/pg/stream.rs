@@ -14,7 +14,7 @@
 
 use std::{
     io::{BufRead, BufReader, BufWriter, Write},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, ExitStatus, Stdio},
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -196,6 +196,48 @@ impl std::fmt::Display for LoadFailure {
 
 impl std::error::Error for LoadFailure {}
 
+/// A pg_dump started ahead of its psql, so that its start-up (`docker exec`, reading the source's
+/// catalog) overlaps what the caller does before the load can begin (creating and checking the
+/// target database). Until [`relay_started`] takes it, nothing reads its output: its pipe fills
+/// and it waits. Dropped unused (the caller failed first), it is stopped: the client killed and
+/// reaped, and its tool in a container stopped by the interrupt guard.
+pub struct StartedDump {
+    child: Option<Child>,
+    command: PreparedCommand,
+    log: PathBuf,
+    _watch: interrupt::ChildGuard,
+}
+
+impl StartedDump {
+    /// Starts `dump`, its stderr going to the private log `dump_log`.
+    pub fn start(dump: &PreparedCommand, dump_log: &Path) -> Result<StartedDump> {
+        create_log_dirs(&[dump_log])?;
+        let child = dump
+            .to_std()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(private_file(dump_log)?)
+            .spawn()
+            .with_context(|| format!("starting `{dump}`"))?;
+        let watch = interrupt::watch(child.id());
+        Ok(StartedDump {
+            child: Some(child),
+            command: dump.clone(),
+            log: dump_log.to_path_buf(),
+            _watch: watch,
+        })
+    }
+}
+
+impl Drop for StartedDump {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Runs `dump | relay | load`. `dump` must write plain SQL on stdout (pg_dump's default format);
 /// `load` is a psql reading stdin. Each side's stderr goes to its own private log.
 pub fn relay(
@@ -207,8 +249,22 @@ pub fn relay(
     progress: &StreamProgress,
     group: Option<&JobGroup>,
 ) -> Result<()> {
-    create_log_dirs(&[dump_log, load_log])?;
+    let dump = StartedDump::start(dump, dump_log)?;
+    relay_started(dump, load, shaper, load_log, progress, group)
+}
+
+/// [`relay`] from a pg_dump that is already running.
+pub fn relay_started(
+    mut started: StartedDump,
+    load: &PreparedCommand,
+    shaper: &mut dyn Shaper,
+    load_log: &Path,
+    progress: &StreamProgress,
+    group: Option<&JobGroup>,
+) -> Result<()> {
+    create_log_dirs(&[load_log])?;
     let load_out = private_file(load_log)?;
+    // On any early return, `started` is dropped and its pg_dump stopped.
     let mut load_child = load
         .to_std()
         .stdin(Stdio::piped())
@@ -216,23 +272,13 @@ pub fn relay(
         .stderr(load_out)
         .spawn()
         .with_context(|| format!("starting `{load}`"))?;
-    let mut dump_child = match dump
-        .to_std()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(private_file(dump_log)?)
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = load_child.kill();
-            let _ = load_child.wait();
-            return Err(e).with_context(|| format!("starting `{dump}`"));
-        }
-    };
+    let mut dump_child = started
+        .child
+        .take()
+        .expect("a started dump is relayed once");
+    let (dump, dump_log) = (&started.command, started.log.as_path());
 
     let _watch_load = interrupt::watch(load_child.id());
-    let _watch_dump = interrupt::watch(dump_child.id());
     if let Some(group) = group {
         group.register(load_child.id());
         group.register(dump_child.id());

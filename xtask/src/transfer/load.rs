@@ -230,6 +230,8 @@ pub struct LoadShaper {
     expected_rows: BTreeMap<QualifiedName, i64>,
     /// Drop the loaded tables' secondary indexes first and build them last (a staging database).
     rebuild_indexes: bool,
+    /// Replace mode: the loaded tables that hold rows; `None` (unknown) truncates them all.
+    holding_rows: Option<BTreeSet<QualifiedName>>,
 }
 
 impl LoadShaper {
@@ -264,6 +266,7 @@ impl LoadShaper {
             temp_names,
             expected_rows: BTreeMap::new(),
             rebuild_indexes: false,
+            holding_rows: None,
         })
     }
 
@@ -276,6 +279,12 @@ impl LoadShaper {
     /// target that the xtask created and nobody else uses yet.
     pub fn rebuild_indexes(&mut self) {
         self.rebuild_indexes = true;
+    }
+
+    /// Replace mode truncates only `holding` (the loaded tables known to hold rows), not every
+    /// loaded table.
+    pub fn truncate_only(&mut self, holding: BTreeSet<QualifiedName>) {
+        self.holding_rows = Some(holding);
     }
 
     pub fn mode(&self) -> LoadMode {
@@ -384,11 +393,17 @@ impl Shaper for LoadShaper {
             let _ = writeln!(sql, "DROP INDEX {};", i.name.sql());
         }
         match self.mode {
-            LoadMode::Replace if !self.tables.is_empty() => {
-                let list: Vec<String> = self.tables.iter().map(QualifiedName::sql).collect();
-                let _ = writeln!(sql, "TRUNCATE TABLE {};", list.join(", "));
+            LoadMode::Replace => {
+                let list: Vec<String> = self
+                    .tables
+                    .iter()
+                    .filter(|t| self.holding_rows.as_ref().is_none_or(|h| h.contains(*t)))
+                    .map(QualifiedName::sql)
+                    .collect();
+                if !list.is_empty() {
+                    let _ = writeln!(sql, "TRUNCATE TABLE {};", list.join(", "));
+                }
             }
-            LoadMode::Replace => {}
             LoadMode::Upsert => {
                 for (table, temp) in &self.temp_names {
                     let _ = writeln!(
@@ -526,6 +541,24 @@ mod tests {
             sequences: vec![],
             tables: [users.clone(), portfolios.clone()].into(),
         }
+    }
+
+    #[test]
+    fn replace_truncates_only_the_tables_known_to_hold_rows() {
+        let users = QualifiedName::new("public", "users");
+        let portfolios = QualifiedName::new("public", "portfolios");
+        let both: BTreeSet<QualifiedName> = [users.clone(), portfolios.clone()].into();
+        let mut shaper = LoadShaper::new(LoadMode::Replace, both, schema()).unwrap();
+        let pro = shaper.prologue();
+        assert!(
+            pro.contains(r#"TRUNCATE TABLE "public"."portfolios", "public"."users";"#),
+            "{pro}"
+        );
+        shaper.truncate_only([users].into());
+        let pro = shaper.prologue();
+        assert!(pro.contains(r#"TRUNCATE TABLE "public"."users";"#), "{pro}");
+        shaper.truncate_only(BTreeSet::new());
+        assert!(!shaper.prologue().contains("TRUNCATE"));
     }
 
     #[test]

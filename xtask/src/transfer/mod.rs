@@ -24,7 +24,7 @@ use crate::{
     exit::UsageError,
     pg::{
         client,
-        stream::{self, LoadFailure, StreamProgress},
+        stream::{self, LoadFailure, StartedDump, StreamProgress},
         version::ToolVersion,
         PgTools, Tool,
     },
@@ -115,6 +115,16 @@ impl Runtime {
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.0.block_on(future)
+    }
+
+    /// Runs `future` on the runtime's workers while the caller goes on (`block_on` the handle to
+    /// wait for it).
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
     }
 }
 
@@ -451,12 +461,6 @@ fn join_or_none(revs: &[String]) -> String {
     }
 }
 
-/// Refuses a pg_dump (where the tools run) older than the source server.
-pub fn check_tools(sh: &Shell, tools: &PgTools, source: &SourceRead) -> Result<()> {
-    let dump = tools.tool_version(sh, Tool::PgDump)?;
-    tools.check_can_dump(&dump, &source.version, &source.endpoint.url)
-}
-
 /// The source's side of a copy's preflight, before anything on the target is touched: the source
 /// read in its snapshot, the tools checked against it, its Alembic revision against this repo's
 /// heads (with `--schema migrations`), and the tables chosen. Errors say `untouched`.
@@ -471,10 +475,21 @@ pub fn read_source(
 ) -> Result<(SourceRead, Vec<String>, Selection)> {
     let label = db.label();
     let side = source.side.clone();
-    let source = rt
-        .block_on(SourceRead::open(source, copy.connect_timeout()))
-        .with_context(|| format!("reading the {side} {label} database; {untouched}"))?;
-    check_tools(sh, tools, &source)
+    // `pg_dump --version` through `docker exec` takes about 0.1 s: it runs while the source is
+    // read. The thread has its own Shell (an xshell Shell is not Sync); the command needs no cwd.
+    let (source, dump) = std::thread::scope(|scope| {
+        let dump = scope.spawn(|| tools.tool_version(&Shell::new()?, Tool::PgDump));
+        let source = rt.block_on(SourceRead::open(source, copy.connect_timeout()));
+        let dump = dump.join().unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the thread reading pg_dump's version panicked"
+            ))
+        });
+        (source, dump)
+    });
+    let source =
+        source.with_context(|| format!("reading the {side} {label} database; {untouched}"))?;
+    dump.and_then(|dump| tools.check_can_dump(&dump, &source.version, &source.endpoint.url))
         .with_context(|| format!("checking the tools for {label}; {untouched}"))?;
     let heads = match copy.schema {
         SchemaMode::Migrations => {
@@ -492,12 +507,28 @@ pub fn read_source(
     Ok((source, heads, selection))
 }
 
-/// Streams the selection's data from the source into `target_url` in one transaction.
-#[allow(clippy::too_many_arguments)]
-pub fn load_data(
+/// Starts the pg_dump of the selection's data (in the source's snapshot) for a later
+/// [`CopyStep::load`], so that its start-up overlaps the target's preparation.
+pub fn start_data_dump(
     tools: &PgTools,
     source: &SourceRead,
     source_side: Side,
+    selection: &Selection,
+    logs: &LoadLogs,
+) -> Result<StartedDump> {
+    let args = data_dump_args(source, selection);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
+    StartedDump::start(&dump, &logs.dump)
+}
+
+/// Streams the selection's data from the source into `target_url` in one transaction, from
+/// `dump` (see [`start_data_dump`]).
+#[allow(clippy::too_many_arguments)]
+pub fn load_data(
+    dump: StartedDump,
+    tools: &PgTools,
+    source: &SourceRead,
     target_url: &DbUrl,
     target_side: Side,
     selection: &Selection,
@@ -507,13 +538,10 @@ pub fn load_data(
     label: &'static str,
     show_progress: bool,
 ) -> Result<()> {
-    let args = data_dump_args(source, selection);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
     let load = tools.command(Tool::Psql, target_side, target_url, &["--quiet"]);
     let _display = show_progress
         .then(|| ProgressDisplay::start(label, source, selection, vec![progress.clone()]));
-    stream::relay(&dump, &load, shaper, &logs.dump, &logs.load, progress, None)
+    stream::relay_started(dump, &load, shaper, &logs.load, progress, None)
 }
 
 /// Rule 7: on a terminal, one status line per database, redrawn twice a second: the table being
@@ -655,19 +683,38 @@ pub struct CopyStep<'a> {
 
 impl CopyStep<'_> {
     /// Streams the data in one transaction that asserts every table's row count before COMMIT.
+    /// `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
+    /// load starts its own dumps and stops this one).
     pub fn load(
         &self,
         rt: &Runtime,
         tools: &PgTools,
         copy: &CopyArgs,
+        early: Option<StartedDump>,
         say: &dyn Fn(String),
     ) -> Result<()> {
         let label = self.db.label();
+        let jobs = usize::from(copy.jobs);
+        let parallel = self.staging && jobs > 1 && self.mode == LoadMode::Replace;
+        // One stream: its pg_dump starts now (if the caller has not started it), to start up
+        // while the target's schema is read.
+        let dump = match (parallel, early) {
+            (true, _) => None,
+            (false, Some(dump)) => Some(dump),
+            (false, None) => Some(start_data_dump(
+                tools,
+                self.source,
+                self.source_side,
+                self.selection,
+                self.logs,
+            )?),
+        };
         let mut shaper = rt.block_on(prepare_load(
             self.target,
             copy.connect_timeout(),
             self.mode,
             self.selection,
+            self.staging,
         ))?;
         if self.staging {
             shaper.rebuild_indexes();
@@ -679,16 +726,15 @@ impl CopyStep<'_> {
                 .map(|t| (t.clone(), self.source.rows(t)))
                 .collect(),
         );
-        let jobs = usize::from(copy.jobs);
-        let (loaded, how) = if self.staging && jobs > 1 && self.mode == LoadMode::Replace {
+        let (loaded, how) = if parallel {
             let loaded = self.load_parallel(rt, tools, copy, &mut shaper, jobs)?;
             (loaded, format!("on {jobs} connections"))
         } else {
             let progress = StreamProgress::default();
             load_data(
+                dump.expect("one stream has its pg_dump"),
                 tools,
                 self.source,
-                self.source_side,
                 self.target,
                 self.target_side,
                 self.selection,
@@ -909,16 +955,43 @@ impl LoadLogs {
     }
 }
 
-/// Reads the target schema that a load needs, and builds the load's SQL.
+/// Reads the target schema that a load needs, and builds the load's SQL. Into a `staging`
+/// database (this command's own, just built), only the tables that hold rows (put there by a
+/// migration) are truncated: a TRUNCATE of the empty ones would cost 30-60 ms of new files for
+/// nothing. Should rows appear in between, the row counts asserted before COMMIT fail the load.
 pub async fn prepare_load(
     target_url: &DbUrl,
     timeout: Duration,
     mode: LoadMode,
     selection: &Selection,
+    staging: bool,
 ) -> Result<LoadShaper> {
     let conn = client::connect(target_url, timeout).await?;
     let schema = TargetSchema::read(&conn, target_url).await?;
-    LoadShaper::new(mode, selection.tables.clone(), schema)
+    let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
+    if staging && mode == LoadMode::Replace && !selection.tables.is_empty() {
+        let tables: Vec<&QualifiedName> = selection.tables.iter().collect();
+        let probes: Vec<String> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT {i} WHERE EXISTS (SELECT 1 FROM {})", t.sql()))
+            .collect();
+        let rows = conn
+            .simple_query(&probes.join(" UNION ALL "))
+            .await
+            .with_context(|| format!("finding the tables that hold rows in {target_url}"))?;
+        let holding: BTreeSet<QualifiedName> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+                _ => None,
+            })
+            .filter_map(|i| i.parse::<usize>().ok())
+            .filter_map(|i| tables.get(i).map(|t| (*t).clone()))
+            .collect();
+        shaper.truncate_only(holding);
+    }
+    Ok(shaper)
 }
 
 /// What the verification after a copy found.

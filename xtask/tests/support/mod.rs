@@ -168,6 +168,16 @@ impl HostCluster {
     }
 
     pub fn start() -> HostCluster {
+        Self::start_with(false)
+    }
+
+    /// A cluster that takes TCP connections over TLS only (`hostssl` in pg_hba.conf, a
+    /// self-signed certificate), as Railway's servers are reached: a connection in clear is refused.
+    pub fn start_tls_only() -> HostCluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls_only: bool) -> HostCluster {
         let bin = Self::bin_dir().expect(
             "no PostgreSQL server on the host: scripts/test.sh installs postgresql-15 from Debian",
         );
@@ -201,6 +211,38 @@ impl HostCluster {
                 .arg(format!("--pwfile={}", pwfile.display()))
                 .args(["--encoding=UTF8", "--locale=C.UTF-8"]),
         );
+        let mut server_options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            data.path().display()
+        );
+        if tls_only {
+            let (crt, key) = (pgdata.join("server.crt"), pgdata.join("server.key"));
+            check(
+                Command::new("openssl")
+                    .args(["req", "-new", "-x509", "-days", "2", "-nodes"])
+                    .args(["-newkey", "rsa:2048", "-subj", "/CN=xtask-test-server"])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&crt),
+            );
+            std::fs::write(
+                pgdata.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            check(Command::new("chmod").arg("600").arg(&key));
+            if running_as_root() {
+                check(
+                    Command::new("chown")
+                        .args(["postgres:postgres"])
+                        .arg(&crt)
+                        .arg(&key)
+                        .arg(pgdata.join("pg_hba.conf")),
+                );
+            }
+            server_options.push_str(" -c ssl=on");
+        }
         check(
             wrap(&bin.join("pg_ctl"))
                 .arg("-D")
@@ -208,10 +250,7 @@ impl HostCluster {
                 .arg("-l")
                 .arg(data.path().join("server.log"))
                 .arg("-o")
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    data.path().display()
-                ))
+                .arg(server_options)
                 .args(["-w", "start"]),
         );
         let cluster = HostCluster { port, bin, data };
@@ -455,6 +494,22 @@ pub fn copy_backend(dest: &Path) {
     }
 }
 
+/// A copy of backend/ (see `copy_backend`) with one more Core migration, `file` under
+/// `migrations_core/versions/`, holding `text`. Removed when dropped.
+pub fn backend_with_core_migration(file: &str, text: &str) -> tempfile::TempDir {
+    let backend = tempfile::Builder::new()
+        .prefix("xtask-backend")
+        .tempdir()
+        .unwrap();
+    copy_backend(backend.path());
+    std::fs::write(
+        backend.path().join("migrations_core/versions").join(file),
+        text,
+    )
+    .unwrap();
+    backend
+}
+
 /// Asserts one fault or bad-input case's exit code and message, then records it for the README's
 /// reliability matrix (`scripts/reliability-matrix.py` renders the records; CI fails when the
 /// README's table differs from what the suite recorded). Call it after asserting the databases'
@@ -511,4 +566,64 @@ pub fn record_case(command: &str, case: &str, exit: &str, says: &str, data: &str
         .unwrap();
     // One write per line: records of tests running in parallel do not interleave.
     file.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// Runs `BEGIN; <sql>` on `url`, in a session named `app`, the moment a session named `holder`
+/// holds a lock on `table`: the way a test queues a lock request between a command's snapshot
+/// (which takes every table when it counts them) and the tool that asks for the same table next.
+/// Both connections are opened first and the locks are polled every 2 ms, because that gap can
+/// be short (a pull starts pg_dump right after its preflight: some 100 ms). Gives up after
+/// 120 s. The thread ends when `sql` does (or its session is terminated).
+pub fn when_locked_by(
+    url: &str,
+    holder: &str,
+    table: &str,
+    app: &str,
+    sql: &str,
+) -> std::thread::JoinHandle<()> {
+    let url = DbUrl::parse(url).unwrap();
+    let (holder, table, app, sql) = (
+        holder.to_string(),
+        table.to_string(),
+        app.to_string(),
+        sql.to_string(),
+    );
+    std::thread::spawn(move || {
+        let _ = xtask::pg::client::block_on(async {
+            // The poller is named after the locker (`<app>-poll`): terminating both sessions
+            // ends the thread at once, whether it polls or waits for its lock.
+            let poller = xtask::pg::client::connect(&url, Duration::from_secs(10)).await?;
+            poller
+                .execute(
+                    "SELECT set_config('application_name', $1 || '-poll', false)",
+                    &[&app],
+                )
+                .await?;
+            let locker = xtask::pg::client::connect(&url, Duration::from_secs(10)).await?;
+            locker
+                .execute("SELECT set_config('application_name', $1, false)", &[&app])
+                .await?;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let held: i64 = poller
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                         WHERE a.application_name = $1 AND l.granted \
+                         AND l.relation = $2::text::regclass",
+                        &[&holder, &table],
+                    )
+                    .await?
+                    .get(0);
+                if held > 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    anyhow::bail!("{holder} never held {table}");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            locker.batch_execute(&format!("BEGIN; {sql}")).await?;
+            anyhow::Ok(())
+        });
+    })
 }
