@@ -13,6 +13,8 @@
 #                            by far the slowest row: 1-2 minutes per scale unit here)
 #   XTASK_BIN                an xtask binary to use (default: `cargo build --release -p xtask`,
 #                            then target/release/xtask)
+#   BENCH_REPEAT             rounds of every row but the runbook's, whose median is reported
+#                            (default 3; the runbook's pipeline runs once)
 #   BENCH_KEEP               set: keep the work folder (every row's output, db-pull's logs)
 #
 # Needs Docker and the image pgvector/pgvector:pg17 (scripts/pg-image/build.sh builds it when
@@ -23,6 +25,8 @@ cd "$root"
 
 IMAGE=pgvector/pgvector:pg17
 SCALES=${BENCH_SCALES:-1 10}
+REPEAT=${BENCH_REPEAT:-3}
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT=$REPEAT is not a whole number >= 1" >&2; exit 1; }
 PG_USER=sigmasight
 # A made-up password that needs percent-encoding in a URL. It reaches the server and the tools
 # through the environment only (docker run/exec -e NAME, without a value), never as an argument.
@@ -99,6 +103,18 @@ drop_db() {
     -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
 }
 
+# settle: before each timed row (not timed), the server writes out what earlier rows (and the
+# seeding) left dirty and autovacuum finishes with their tables, so that no row pays for another's
+# background work. At most 60 s of waiting.
+settle() {
+  psql_c postgres 'CHECKPOINT' >/dev/null
+  local i
+  for i in $(seq 120); do
+    [[ $(psql_c postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'") == 0 ]] && return 0
+    sleep 0.5
+  done
+}
+
 SRC=bench_src_db SRC_AI=bench_src_ai_db DST=bench_dst_db DST_AI=bench_dst_ai_db
 # The xtask reads its URLs from the environment (a flag would put the password on a command line).
 export RAILWAY_DB_URL RAILWAY_AI_DB_URL DATABASE_URL AI_DATABASE_URL
@@ -111,11 +127,19 @@ common=(--env-file "$work/empty.env" --via docker --container "$container")
 PIPE_FIXES=(--exclude-table-data=public.alembic_version --disable-triggers)
 
 # --- measuring -----------------------------------------------------------------------------------
-# Results, keyed "SCALE:ROW" (ROW: one of ROWS below). CUR is the scale being measured.
+# Results, keyed "SCALE:ROW" (ROW: one of ROWS below): T holds each round's wall time (a list),
+# RSS_* the largest over the rounds. CUR is the scale being measured.
 declare -A T RSS_OWN RSS_TREE NOTE CORE_ROWS PREP
 FAILURES=()
 CUR=
 failed=0
+
+max() { if (($1 > $2)); then echo "$1"; else echo "$2"; fi; }
+# median TIMES...: the middle value (the mean of the two middle ones for an even count).
+median() {
+  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
+    if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 fail_row() { # key, log, what failed, seconds
   failed=1
@@ -161,6 +185,7 @@ run_xtask() {
   shift
   local t0 t1 tpid spid hpid rc
   rm -f "$work/stderr.fifo" && mkfifo "$work/stderr.fifo"
+  settle
   t0=$EPOCHREALTIME
   elapsed_lines "$t0" <"$work/stderr.fifo" >"$log" &
   spid=$!
@@ -173,9 +198,9 @@ run_xtask() {
   t1=$(now)
   wait "$spid" "$hpid" || true
   if ((rc != 0)); then fail_row "$key" "$log" "exit $rc" "$(secs "$t0" "$t1")"; return 0; fi
-  T[$key]=$(secs "$t0" "$t1")
-  RSS_OWN[$key]=$(<"$work/hwm")
-  RSS_TREE[$key]=$(tail -n 1 "$work/maxrss")
+  T[$key]+=" $(secs "$t0" "$t1")"
+  RSS_OWN[$key]=$(max "${RSS_OWN[$key]:-0}" "$(<"$work/hwm")")
+  RSS_TREE[$key]=$(max "${RSS_TREE[$key]:-0}" "$(tail -n 1 "$work/maxrss")")
 }
 
 # prepare_target: an empty, freshly created and migrated Core target, as the runbook's steps 4-5
@@ -196,6 +221,7 @@ run_pipe() {
   shift
   local t0 t1 st src_rows dst_rows
   prepare_target
+  settle
   t0=$(now)
   set +e
   dexec "$container" pg_dump --dbname="$(bare_url $SRC)" \
@@ -208,7 +234,7 @@ run_pipe() {
     fail_row "$key" "$log" "pg_dump exit ${st[0]}, psql exit ${st[1]}" "$(secs "$t0" "$t1")"
     return 0
   fi
-  T[$key]=$(secs "$t0" "$t1")
+  T[$key]+=" $(secs "$t0" "$t1")"
   # Not timed: the biggest table arrived whole.
   src_rows=$(psql_c $SRC "SELECT count(*) FROM market_data_cache")
   dst_rows=$(psql_c $DST "SELECT count(*) FROM market_data_cache")
@@ -251,25 +277,34 @@ bench_scale() {
   else
     NOTE[$CUR:runbook]="skipped"
   fi
-  say "bench: scale $CUR: the bare COPY pipe"
-  run_pipe bare "${PIPE_FIXES[@]}"
-
-  # The target now holds a full copy (from the bare pipe): the default pull backs it up first.
-  say "bench: scale $CUR: db-pull"
-  run_xtask pull db-pull --core-only --yes
-  run_xtask pull_nb db-pull --core-only --no-backup --yes
+  local round help
   # Read whole first: with pipefail, `grep -q` closing the pipe early would fail the help.
-  local help
   help=$("$XTASK" db-pull --help 2>/dev/null || true)
-  if grep -q -- '--jobs' <<<"$help"; then
-    run_xtask pull_j2 db-pull --core-only --no-backup --jobs 2 --yes
-  else
-    NOTE[$CUR:pull_j2]='n/a (not built)'
-  fi
-  run_xtask pull_full db-pull --no-backup --yes
-  say "bench: scale $CUR: db-verify"
-  run_xtask verify db-verify --core-only
-  run_xtask verify_cs db-verify --core-only --checksums
+  # The rounds run every row in turn, so that a slow spell of the machine hits all rows alike.
+  for round in $(seq "$REPEAT"); do
+    say "bench: scale $CUR, round $round of $REPEAT: the bare COPY pipe"
+    run_pipe bare "${PIPE_FIXES[@]}"
+
+    # The target now holds a full copy (from the bare pipe): the default pull backs it up first.
+    say "bench: scale $CUR, round $round of $REPEAT: db-pull"
+    run_xtask pull db-pull --core-only --yes
+    run_xtask pull_nb db-pull --core-only --no-backup --yes
+    if grep -q -- '--jobs' <<<"$help"; then
+      run_xtask pull_j2 db-pull --core-only --no-backup --jobs 2 --yes
+    else
+      NOTE[$CUR:pull_j2]='n/a (not built)'
+    fi
+    run_xtask pull_full db-pull --no-backup --yes
+    say "bench: scale $CUR, round $round of $REPEAT: db-verify"
+    run_xtask verify db-verify --core-only
+    run_xtask verify_cs db-verify --core-only --checksums
+  done
+  # Each row's median over the rounds.
+  local r
+  for r in "${ROWS[@]}"; do
+    # shellcheck disable=SC2086 # the list of times splits on purpose
+    [[ -z ${T[$CUR:$r]:-} ]] || T[$CUR:$r]=$(median ${T[$CUR:$r]})
+  done
 }
 
 # --- the run -------------------------------------------------------------------------------------
@@ -366,7 +401,9 @@ prep=$(for s in $SCALES; do printf '%s s at scale %s, ' "${PREP[$s]:-?}" "$s"; d
 cat <<NOTES
 
 Notes:
-- One run, on a shared and noisy machine: the numbers move from run to run.
+- One run of the script, on a shared and noisy machine: each row but the runbook's is the median
+  of $REPEAT rounds (BENCH_REPEAT), the rounds running every row in turn; before each timed row the
+  server is settled (CHECKPOINT, autovacuum idle; not timed). The numbers still move between runs.
 - The runbook's pipeline cannot run as written into a migrated target: the dump's alembic_version
   row is a duplicate key (upgrade head wrote it), and users <-> portfolios is a foreign-key cycle
   that a data-only dump cannot order. Both pipe rows add what pg_dump offers for that:
