@@ -569,11 +569,14 @@ pub fn record_case(command: &str, case: &str, exit: &str, says: &str, data: &str
 }
 
 /// Runs `BEGIN; <sql>` on `url`, in a session named `app`, the moment a session named `holder`
-/// holds a lock on `table`: the way a test queues a lock request between a command's snapshot
-/// (which takes every table when it counts them) and the tool that asks for the same table next.
-/// Both connections are opened first and the locks are polled every 2 ms, because that gap can
-/// be short (a pull starts pg_dump right after its preflight: some 100 ms). Gives up after
-/// 120 s. The thread ends when `sql` does (or its session is terminated).
+/// holds a lock on `table` and sits idle in its transaction: the way a test queues a lock request
+/// between a command's snapshot (which takes every table when it counts them, until it ends) and
+/// the tool that asks for the same table next. Idle, because while the snapshot's catalog is
+/// read, functions such as `pg_get_indexdef` take and release their locks call by call: a
+/// request queued behind one of those would block the command's own next call. Both connections
+/// are opened first and the locks are polled every 2 ms, because the gap can be short (a pull
+/// starts pg_dump right after its preflight: some 100 ms). Gives up after 120 s. The thread ends
+/// when `sql` does (or its session is terminated).
 pub fn when_locked_by(
     url: &str,
     holder: &str,
@@ -609,6 +612,7 @@ pub fn when_locked_by(
                     .query_one(
                         "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
                          WHERE a.application_name = $1 AND l.granted \
+                         AND a.state = 'idle in transaction' \
                          AND l.relation = $2::text::regclass",
                         &[&holder, &table],
                     )
