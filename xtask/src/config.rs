@@ -89,6 +89,10 @@ pub struct DbArgs {
     /// Print one JSON report on stdout; human text goes to stderr
     #[arg(long, global = true)]
     pub json: bool,
+    /// Seconds to wait for each server before calling it unreachable [default:
+    /// XTASK_CONNECT_TIMEOUT, else 10; doctor: 5]
+    #[arg(long, value_name = "SECONDS", global = true)]
+    pub timeout: Option<u64>,
 }
 
 /// Which of the app's two databases.
@@ -616,6 +620,7 @@ mod tests {
             core_only: false,
             yes: false,
             json: false,
+            timeout: None,
         };
         let err = format!("{:#}", Config::from_args(&args).unwrap_err());
         assert!(err.contains("same database"), "{err}");

@@ -5,10 +5,12 @@ pub mod alembic;
 pub mod commands;
 pub mod config;
 pub mod confirm;
+pub mod ctx;
 pub mod exit;
 pub mod interrupt;
 pub mod migrations;
 pub mod pg;
+pub mod runtime;
 pub mod transfer;
 pub mod verify;
 

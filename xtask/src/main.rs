@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use xshell::Shell;
 use xtask::{commands::Cli, config, exit, project_root};
 
 fn main() -> ExitCode {
@@ -15,9 +14,7 @@ fn main() -> ExitCode {
         return ExitCode::from(exit::code_for(&e));
     }
     let cli = Cli::parse_from(args);
-    let result = Shell::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|sh| cli.run(&sh));
+    let result = cli.run();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -22,24 +22,26 @@ use std::{collections::BTreeMap, fmt, io::IsTerminal, path::Path, time::Duration
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use tokio::runtime::Runtime;
 use tokio_postgres::Client;
 use xshell::Shell;
 
 use crate::{
     alembic::{self, AlembicConfig},
     backend_dir,
-    config::{Config, Database, DbArgs, DbUrl, Side},
+    config::{Database, DbUrl, Side},
     confirm::confirm_destructive,
+    ctx::Ctx,
     exit::{Interrupted, UsageError},
     interrupt,
     pg::{
-        client::{self, quote_ident},
+        client,
+        ident::{quote_ident, shown_ident, QualifiedName},
         lock::{self, DbLock},
     },
+    runtime::Runtime,
     verify::{
         self,
-        catalog::{self, shown_ident, Measures, QualifiedName, Snapshot, TableMeasure},
+        catalog::{self, Measures, Snapshot, TableMeasure},
         Endpoint, SchemaObject, TableStatus,
     },
 };
@@ -79,10 +81,6 @@ pub struct AlembicStamp {
     /// Check and print what would be stamped; stamp nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Seconds to wait for each server before calling it unreachable [default:
-    /// XTASK_CONNECT_TIMEOUT, else 10]
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
 }
 
 /// One database to stamp.
@@ -213,10 +211,10 @@ struct JsonDatabase {
 }
 
 impl AlembicStamp {
-    pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
         // Ctrl-C stops the checks' Alembic, drops their throwaway databases and stamps nothing.
         interrupt::install();
-        let config = Config::from_args(args)?;
+        let config = ctx.config()?;
         let revision = self.revision.trim().to_string();
         if revision.is_empty()
             || revision.starts_with('-')
@@ -252,10 +250,7 @@ impl AlembicStamp {
             });
         }
         let backend = backend_dir();
-        let timeout = self
-            .timeout
-            .map(Duration::from_secs)
-            .unwrap_or_else(client::default_connect_timeout);
+        let timeout = ctx.timeout();
         let json = config.json;
         let say = |line: &str| {
             if json {
@@ -267,11 +262,7 @@ impl AlembicStamp {
         let progress = !json && std::io::stderr().is_terminal();
 
         // One runtime for the whole command: the locks live on its connections.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
+        let rt = &ctx.rt;
 
         // Check every target (at once, each in its own thread) before stamping any.
         let checked: Vec<Result<Plan>> = std::thread::scope(|s| {

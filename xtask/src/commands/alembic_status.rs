@@ -21,7 +21,8 @@ use xshell::Shell;
 use crate::{
     alembic::{self, AlembicConfig, RevisionGraph},
     backend_dir,
-    config::{url_setting, Config, Database, DbArgs, DbUrl, Side},
+    config::{url_setting, Config, Database, DbUrl, Side},
+    ctx::Ctx,
     exit::Differences,
     pg::client,
 };
@@ -31,10 +32,6 @@ pub struct AlembicStatus {
     /// Check only the migration scripts (each config loads and has a single head); no database
     #[arg(long)]
     pub offline: bool,
-    /// Seconds to wait for each database before calling it unreachable [default:
-    /// XTASK_CONNECT_TIMEOUT, else 10]
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
 }
 
 /// Where one database stands against its config's heads.
@@ -114,22 +111,20 @@ struct JsonReport<'a> {
 }
 
 impl AlembicStatus {
-    pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let args = ctx.args();
         // Offline needs no URL: a broken one in .env must not fail the pre-commit hook.
         let config = if self.offline {
             None
         } else {
-            Some(Config::from_args(args)?)
+            Some(ctx.config()?)
         };
         let databases = if args.core_only {
             vec![Database::Core]
         } else {
             vec![Database::Core, Database::Ai]
         };
-        let timeout = self
-            .timeout
-            .map(Duration::from_secs)
-            .unwrap_or_else(client::default_connect_timeout);
+        let timeout = ctx.timeout();
         let backend = backend_dir();
         if !args.json && std::io::stderr().is_terminal() {
             eprintln!(
@@ -146,7 +141,7 @@ impl AlembicStatus {
             let tasks: Vec<_> = databases
                 .iter()
                 .map(|&db| {
-                    let (config, backend) = (config.as_ref(), backend.as_path());
+                    let backend = backend.as_path();
                     s.spawn(move || config_status(db, config, backend, timeout))
                 })
                 .collect();

@@ -9,7 +9,8 @@ use xshell::Shell;
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{Config, Database, DbArgs, DbUrl, Side},
+    config::{Database, DbUrl, Side},
+    ctx::Ctx,
     pg::client,
 };
 
@@ -17,8 +18,9 @@ use crate::{
 pub struct DbInit {}
 
 impl DbInit {
-    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
-        let config = Config::from_args(args)?;
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let sh = &ctx.sh;
+        let config = ctx.config()?;
         for db in config.databases() {
             let url = config.require_url(Side::Local, db)?;
             let created = prepare_database(sh, db, url)?;

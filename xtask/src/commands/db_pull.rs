@@ -21,21 +21,24 @@ use xshell::Shell;
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{Config, Database, DbArgs, DbUrl, Side},
+    config::{Config, Database, DbUrl, Side},
     confirm::confirm_destructive,
+    ctx::Ctx,
     exit::{Interrupted, UsageError},
     interrupt, migrations,
     pg::{
-        client::{self, quote_ident},
+        client,
+        ident::quote_ident,
         lock::{self, DbLock},
         stream::StartedDump,
         PgTools,
     },
+    runtime::Runtime,
     transfer::{
         self,
         backup::{self, Backup},
         load::LoadMode,
-        CopyArgs, CopyStep, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
+        CopyArgs, CopyStep, LoadLogs, SchemaMode, Selection, SourceRead,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -170,18 +173,20 @@ fn sibling_name(dbname: &str, suffix: &str) -> String {
 }
 
 impl DbPull {
-    pub fn run(mut self, sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(mut self, ctx: &Ctx) -> Result<()> {
+        let sh = &ctx.sh;
+        self.copy.timeout = ctx.args().timeout;
         interrupt::install();
-        let config = Config::from_args(args)?;
+        let config = ctx.config()?;
         self.copy.show_progress = transfer::progress_wanted(config.json);
-        let rt = Runtime::new()?;
+        let rt = &ctx.rt;
         let timeout = self.copy.connect_timeout();
         let stamp = backup::timestamp();
         // Human text goes to stderr; stdout carries the result (or the JSON document).
         let say = |line: String| eprintln!("{line}");
 
         // 1. Preflight: nothing local is touched until every source is read and checked.
-        let tools = PgTools::resolve(sh, config.via, config.container.as_deref())?;
+        let tools = ctx.tools()?;
         let mut pulls = Vec::new();
         for db in config.databases() {
             let source_url = config.require_url(Side::Remote, db)?.clone();

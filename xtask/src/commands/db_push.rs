@@ -21,8 +21,9 @@ use xshell::Shell;
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{Config, Database, DbArgs, DbUrl, Side},
+    config::{Config, Database, DbUrl, Side},
     confirm::confirm_destructive,
+    ctx::Ctx,
     exit::{Interrupted, UsageError},
     interrupt,
     pg::{
@@ -30,11 +31,12 @@ use crate::{
         lock::{self, DbLock},
         PgTools,
     },
+    runtime::Runtime,
     transfer::{
         self,
         backup::{self, Backup},
         load::LoadMode,
-        CopyArgs, CopyStep, LoadLogs, Runtime, SchemaMode, Selection, SourceRead,
+        CopyArgs, CopyStep, LoadLogs, SchemaMode, Selection, SourceRead,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -140,11 +142,13 @@ impl DbPush {
         Ok(())
     }
 
-    pub fn run(mut self, sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(mut self, ctx: &Ctx) -> Result<()> {
+        let sh = &ctx.sh;
+        self.copy.timeout = ctx.args().timeout;
         interrupt::install();
-        let config = Config::from_args(args)?;
+        let config = ctx.config()?;
         self.copy.show_progress = transfer::progress_wanted(config.json);
-        let rt = Runtime::new()?;
+        let rt = &ctx.rt;
         let timeout = self.copy.connect_timeout();
         let stamp = backup::timestamp();
         let say = |line: String| eprintln!("{line}");
@@ -164,7 +168,7 @@ impl DbPush {
             self.check_protected(&config, &target)?;
             endpoints.push((db, source, target));
         }
-        let tools = PgTools::resolve(sh, config.via, config.container.as_deref())?;
+        let tools = ctx.tools()?;
         let mut pushes = Vec::new();
         for (db, source, target) in endpoints {
             pushes.push(self.preflight(sh, &rt, &tools, db, source, target, timeout, &stamp)?);

@@ -15,9 +15,9 @@ use xshell::Shell;
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{Config, Database, DbArgs, Side},
+    config::{Database, Side},
+    ctx::Ctx,
     exit::Differences,
-    pg::client,
     verify::{
         self,
         report::{DatabaseOutcome, FailedComparison, Report, ReportStatus},
@@ -31,15 +31,11 @@ pub struct DbVerify {
     /// row; independent of row and column order)
     #[arg(long)]
     pub checksums: bool,
-    /// Seconds to wait for each database before calling it unreachable [default:
-    /// XTASK_CONNECT_TIMEOUT, else 10]
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<u64>,
 }
 
 impl DbVerify {
-    pub fn run(self, _sh: &Shell, args: &DbArgs) -> Result<()> {
-        let config = Config::from_args(args)?;
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let config = ctx.config()?;
         // A bad XTASK_STATEMENT_TIMEOUT is a usage error (2), not a failed comparison.
         crate::verify::catalog::statement_timeout()?;
         let mut targets = Vec::new();
@@ -52,10 +48,7 @@ impl DbVerify {
                 Endpoint::new(Side::Local.label(), local),
             ));
         }
-        let timeout = self
-            .timeout
-            .map(Duration::from_secs)
-            .unwrap_or_else(client::default_connect_timeout);
+        let timeout = ctx.timeout();
         // A terminal hears that work is under way (checksums read every row); pipes and CI stay
         // quiet.
         if !config.json && std::io::stderr().is_terminal() {
@@ -72,7 +65,7 @@ impl DbVerify {
         }
         let report = Report::new(
             self.checksums,
-            client::block_on(verify_all(targets, self.checksums, timeout))?,
+            ctx.block_on(verify_all(targets, self.checksums, timeout)),
         );
 
         if config.json {

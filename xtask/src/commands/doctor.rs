@@ -11,16 +11,13 @@ use xshell::{cmd, Shell};
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{url_setting, Config, Database, DbArgs, DbUrl, Side, Via},
+    config::{url_setting, Config, Database, DbUrl, Side, Via},
+    ctx::Ctx,
     pg::{client, version::ToolVersion, PgTools, Tool},
 };
 
 #[derive(Args, Debug)]
-pub struct Doctor {
-    /// Seconds to wait for each database before calling it unreachable
-    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
-    pub timeout: u64,
-}
+pub struct Doctor {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,10 +65,11 @@ impl Checks {
 }
 
 impl Doctor {
-    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let sh = &ctx.sh;
         // Same URL for Core and AI is a check here, not a usage error.
-        let config = Config::resolve(args)?;
-        let timeout = Duration::from_secs(self.timeout);
+        let config = ctx.unchecked_config()?;
+        let timeout = ctx.timeout_or(Duration::from_secs(5));
         let mut checks = Checks::default();
 
         let tools = check_docker(sh, &config, &mut checks);

@@ -9,11 +9,9 @@ pub mod db_verify;
 pub mod doctor;
 pub mod seed;
 
+use crate::{config::DbArgs, ctx::Ctx};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use xshell::Shell;
-
-use crate::config::DbArgs;
 
 /// The app's database workflow: pull, push, verify and stamp both databases (Core and AI),
 /// checking every step and losing nothing.
@@ -47,16 +45,19 @@ pub enum Command {
 }
 
 impl Cli {
-    pub fn run(self, sh: &Shell) -> Result<()> {
+    /// Builds the one context of this run and hands it to the command.
+    pub fn run(self) -> Result<()> {
+        let ctx = Ctx::new(self.db)?;
+        let ctx = &ctx;
         match self.command {
-            Command::DbPull(cmd) => cmd.run(sh, &self.db),
-            Command::DbPush(cmd) => cmd.run(sh, &self.db),
-            Command::DbVerify(cmd) => cmd.run(sh, &self.db),
-            Command::AlembicStamp(cmd) => cmd.run(sh, &self.db),
-            Command::AlembicStatus(cmd) => cmd.run(sh, &self.db),
-            Command::Doctor(cmd) => cmd.run(sh, &self.db),
-            Command::DbInit(cmd) => cmd.run(sh, &self.db),
-            Command::Seed(cmd) => cmd.run(sh, &self.db),
+            Command::DbPull(cmd) => cmd.run(ctx),
+            Command::DbPush(cmd) => cmd.run(ctx),
+            Command::DbVerify(cmd) => cmd.run(ctx),
+            Command::AlembicStamp(cmd) => cmd.run(ctx),
+            Command::AlembicStatus(cmd) => cmd.run(ctx),
+            Command::Doctor(cmd) => cmd.run(ctx),
+            Command::DbInit(cmd) => cmd.run(ctx),
+            Command::Seed(cmd) => cmd.run(ctx),
         }
     }
 }

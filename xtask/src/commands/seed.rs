@@ -5,13 +5,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use xshell::Shell;
 
 use crate::{
     commands::db_init::prepare_database,
-    config::{Config, Database, DbArgs, DbUrl, Side},
+    config::{Database, DbUrl, Side},
+    ctx::Ctx,
     exit::UsageError,
-    pg::client::{self, quote_ident},
+    pg::{client, ident::quote_ident},
 };
 
 const CORE_SQL: &str = concat!(include_str!("seed_common.sql"), include_str!("seed.sql"));
@@ -36,8 +36,9 @@ pub struct Seed {
 }
 
 impl Seed {
-    pub fn run(self, sh: &Shell, args: &DbArgs) -> Result<()> {
-        let config = Config::from_args(args)?;
+    pub fn run(self, ctx: &Ctx) -> Result<()> {
+        let sh = &ctx.sh;
+        let config = ctx.config()?;
         let side = match self.target {
             Target::Local => Side::Local,
             Target::Remote => Side::Remote,

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{config::SslMode, error::SqlState, Client};
 
+use super::ident::quote_ident;
 use crate::config::DbUrl;
 use crate::pg::version::ToolVersion;
 
@@ -283,12 +284,6 @@ pub async fn ensure_database(url: &DbUrl, timeout: Duration) -> Result<bool> {
     Ok(true)
 }
 
-/// Quotes an identifier for SQL the way PostgreSQL's quote_ident does, always: a name with
-/// capitals, spaces, quotes or a reserved word stays exactly itself.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Runs one block on a blocking runtime (the xtask is synchronous at the top).
 pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -302,12 +297,6 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quote_ident_doubles_quotes() {
-        assert_eq!(quote_ident("users"), "\"users\"");
-        assert_eq!(quote_ident("My \"odd\" Table"), "\"My \"\"odd\"\" Table\"");
-    }
 
     #[test]
     fn a_server_that_never_answers_is_named_within_the_timeout() {

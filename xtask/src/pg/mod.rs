@@ -9,7 +9,9 @@
 
 pub mod client;
 pub mod container;
+pub mod ident;
 pub mod lock;
+pub mod scratch;
 pub mod stream;
 pub mod version;
 

@@ -24,12 +24,12 @@ use std::{
 
 use anyhow::{Context, Result};
 
+use super::ident::QualifiedName;
 use crate::interrupt;
 use crate::pg::{
     create_log_dirs, describe_status, kill_process, private_file, tail_lines, tail_of_file,
     PreparedCommand,
 };
-use crate::verify::catalog::QualifiedName;
 
 /// `COPY public.users (id, "Full Name") FROM stdin;` as pg_dump writes it.
 #[derive(Clone, Debug, PartialEq, Eq)]

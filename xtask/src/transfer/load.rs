@@ -18,9 +18,8 @@ use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;
 
 use crate::config::DbUrl;
-use crate::pg::client::quote_ident;
+use crate::pg::ident::{quote_ident, QualifiedName};
 use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
-use crate::verify::catalog::QualifiedName;
 
 /// How loaded rows meet the rows already in the target's tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

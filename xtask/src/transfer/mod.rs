@@ -24,13 +24,15 @@ use crate::{
     exit::UsageError,
     pg::{
         client,
+        ident::QualifiedName,
         stream::{self, LoadFailure, StartedDump, StreamProgress},
         version::ToolVersion,
         PgTools, Tool,
     },
+    runtime::Runtime,
     verify::{
         self,
-        catalog::{self, Catalog, Measures, QualifiedName, Snapshot},
+        catalog::{self, Catalog, Measures, Snapshot},
         AlembicHeads, DatabaseComparison, Endpoint, TableStatus,
     },
 };
@@ -72,9 +74,8 @@ pub struct CopyArgs {
     /// Also compare a checksum of every copied table's contents after the copy
     #[arg(long)]
     pub checksums: bool,
-    /// Seconds to wait for each server before calling it unreachable [default:
-    /// XTASK_CONNECT_TIMEOUT, else 10]
-    #[arg(long, value_name = "SECONDS")]
+    /// The global `--timeout`, copied here by the command.
+    #[arg(skip)]
     pub timeout: Option<u64>,
     /// Connections that load and verify at once. A pull's copy is built in a staging database, so
     /// its tables load in parallel; a push loads in one transaction on one connection (the remote
@@ -96,35 +97,6 @@ impl CopyArgs {
 
     pub fn partial(&self) -> bool {
         !self.tables.is_empty() || !self.exclude_tables.is_empty()
-    }
-}
-
-/// One tokio runtime for the whole command: the connections that hold the source's snapshot and
-/// the lock live on it between steps.
-pub struct Runtime(tokio::runtime::Runtime);
-
-impl Runtime {
-    pub fn new() -> Result<Runtime> {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map(Runtime)
-            .map_err(|e| anyhow!("starting the async runtime: {e}"))
-    }
-
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-
-    /// Runs `future` on the runtime's workers while the caller goes on (`block_on` the handle to
-    /// wait for it).
-    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.0.spawn(future)
     }
 }
 
@@ -389,7 +361,8 @@ pub fn check_target_can_hold(
         if let Some(ours) = source.tables.get(name) {
             for (column, c) in &ours.columns {
                 if c.generated.is_none() && !theirs.columns.contains_key(column) {
-                    missing_columns.push(format!("{name}.{}", catalog::shown_ident(column)));
+                    missing_columns
+                        .push(format!("{name}.{}", crate::pg::ident::shown_ident(column)));
                 }
             }
         }

@@ -14,72 +14,20 @@
 //! query stuck behind a lock or on a runaway plan ends with an error that names the setting. The
 //! data streams (pg_dump, psql) have sessions of their own and are not limited by it.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt};
-use serde::Serialize;
 use tokio_postgres::{error::SqlState, Client, GenericClient, IsolationLevel, Transaction};
 
 use crate::config::DbUrl;
 use crate::exit::UsageError;
-use crate::pg::client::{self, quote_ident};
+use crate::pg::client;
+use crate::pg::ident::{quote_ident, shown_ident, QualifiedName};
 
 /// How many queries one side keeps in flight on its connection (pipelining saves round trips to
 /// a remote server; the server still runs them one after the other).
 const PIPELINE: usize = 16;
-
-/// A schema-qualified name (table, index or sequence), kept as its two raw parts.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct QualifiedName {
-    pub schema: String,
-    pub name: String,
-}
-
-impl QualifiedName {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> QualifiedName {
-        QualifiedName {
-            schema: schema.into(),
-            name: name.into(),
-        }
-    }
-
-    /// The name as SQL: both parts always quoted.
-    pub fn sql(&self) -> String {
-        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
-    }
-}
-
-/// For people: `public.users`, `"My Schema"."we""ird.name"` (quoted only when it must be read
-/// back unambiguously).
-impl fmt::Display for QualifiedName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{}",
-            shown_ident(&self.schema),
-            shown_ident(&self.name)
-        )
-    }
-}
-
-/// An identifier as people read it: plain when it is lower-case letters, digits and `_`, else
-/// quoted like SQL (so `we"ird.name` shows as `"we""ird.name"` and never looks like two names).
-pub fn shown_ident(name: &str) -> Cow<'_, str> {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        Cow::Borrowed(name)
-    } else {
-        Cow::Owned(quote_ident(name))
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableKind {

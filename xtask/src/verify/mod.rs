@@ -25,8 +25,9 @@ use anyhow::Result;
 use serde::Serialize;
 use xshell::Shell;
 
+use crate::pg::ident::{shown_ident, QualifiedName};
 use crate::{alembic::AlembicConfig, config::Database, config::DbUrl};
-use catalog::{shown_ident, Catalog, QualifiedName, Snapshot, TablePlan};
+use catalog::{Catalog, Snapshot, TablePlan};
 
 /// One side of a comparison: what it is called in reports (`remote`, `local`, `source`...) and
 /// where it is.
@@ -265,7 +266,7 @@ impl fmt::Display for SequenceBehind {
                 .sql()
                 .replace('\'', "''"),
             extreme,
-            crate::pg::client::quote_ident(&self.column),
+            crate::pg::ident::quote_ident(&self.column),
             QualifiedName::new(&self.table_schema, &self.table).sql(),
         )
     }

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::catalog::{
-    AlembicState, Catalog, Column, Constraint, Extension, Measures, QualifiedName, Snapshot, Table,
-    TableKind, TableMeasure,
+    AlembicState, Catalog, Column, Constraint, Extension, Measures, Snapshot, Table, TableKind,
+    TableMeasure,
 };
 use super::report::{DatabaseOutcome, Report, ReportStatus};
 use super::*;
+use crate::pg::ident::QualifiedName;
 
 fn endpoints() -> (Endpoint, Endpoint) {
     (

@@ -1,0 +1,110 @@
+//! What every command works with, built once per run (`commands::Cli::run`) and passed as one
+//! `&Ctx`: the shell, the async runtime, the settings, where the pg tools run, the connect timeout
+//! and where human text and the JSON report go.
+//!
+//! The settings and the tools are resolved on first use, not up front: `alembic-status --offline`
+//! needs no URL, `db-verify` needs no container, and a command must fail on what it uses only.
+
+use std::{cell::OnceCell, io::IsTerminal, time::Duration};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::{
+    config::{Config, DbArgs},
+    pg::{client, PgTools},
+    runtime::Runtime,
+};
+
+pub struct Ctx {
+    pub sh: Shell,
+    pub rt: Runtime,
+    pub out: Output,
+    args: DbArgs,
+    config: OnceCell<Config>,
+    tools: OnceCell<PgTools>,
+}
+
+impl Ctx {
+    pub fn new(args: DbArgs) -> Result<Ctx> {
+        Ok(Ctx {
+            sh: Shell::new()?,
+            rt: Runtime::new()?,
+            out: Output { json: args.json },
+            args,
+            config: OnceCell::new(),
+            tools: OnceCell::new(),
+        })
+    }
+
+    /// The shared flags as given (flag, environment, `.env`).
+    pub fn args(&self) -> &DbArgs {
+        &self.args
+    }
+
+    /// The settings, checked (the Core and AI URLs of a side differ): a usage error otherwise.
+    pub fn config(&self) -> Result<&Config> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let config = Config::from_args(&self.args)?;
+        Ok(self.config.get_or_init(|| config))
+    }
+
+    /// The settings with each URL parsed but not checked against the others (`doctor` reports
+    /// that as a check of its own).
+    pub fn unchecked_config(&self) -> Result<Config> {
+        Config::resolve(&self.args)
+    }
+
+    /// Where pg_dump, psql and pg_restore run (`--via`, `--container`), found once.
+    pub fn tools(&self) -> Result<&PgTools> {
+        if let Some(tools) = self.tools.get() {
+            return Ok(tools);
+        }
+        let config = self.config()?;
+        let tools = PgTools::resolve(&self.sh, config.via, config.container.as_deref())?;
+        Ok(self.tools.get_or_init(|| tools))
+    }
+
+    /// How long to wait for a server before calling it unreachable: `--timeout`, else
+    /// `XTASK_CONNECT_TIMEOUT`, else 10 s.
+    pub fn timeout(&self) -> Duration {
+        self.timeout_or(client::default_connect_timeout())
+    }
+
+    /// `--timeout` when given, else `default` (doctor waits less than a transfer).
+    pub fn timeout_or(&self, default: Duration) -> Duration {
+        self.args
+            .timeout
+            .map(Duration::from_secs)
+            .unwrap_or(default)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+
+    /// One line of human text (stderr: stdout carries the result or the JSON document).
+    pub fn say(&self, line: impl AsRef<str>) {
+        self.out.say(line)
+    }
+}
+
+/// Where a command's output goes: human text to stderr, the result (or `--json`'s one document)
+/// to stdout, progress only on a terminal.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn say(&self, line: impl AsRef<str>) {
+        eprintln!("{}", line.as_ref());
+    }
+
+    /// Progress is drawn on a terminal only, never with --json: pipes and CI stay quiet.
+    pub fn progress_wanted(&self) -> bool {
+        !self.json && std::io::stderr().is_terminal()
+    }
+}
