@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What CI runs (.ci/run, .github/workflows/ci.yml), on a clean checkout:
 #   1. the whole test suite (scripts/test.sh: installs what is missing, builds the image, tests);
-#   2. the pre-commit hook's checks (one head per Alembic config, scripts load, cargo fmt);
+#   2. the pre-commit hook's checks (one head per Alembic config, scripts load, cargo fmt, clippy);
 #   3. on a throwaway PostgreSQL 17 + pgvector server, two database pairs migrated from scratch by
 #      `cargo xtask db-init`, then `cargo xtask alembic-status` (both pairs at head) and
 #      `cargo xtask db-verify --checksums` (the pairs equal). The server's password is made up and

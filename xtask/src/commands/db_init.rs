@@ -4,7 +4,6 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use xshell::Shell;
 
 use crate::{
     alembic::AlembicConfig,
@@ -19,11 +18,10 @@ pub struct DbInit {}
 
 impl DbInit {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let sh = &ctx.sh;
         let config = ctx.config()?;
         for db in config.databases() {
             let url = config.require_url(Side::Local, db)?;
-            let created = prepare_database(sh, db, url)?;
+            let created = prepare_database(ctx, db, url)?;
             eprintln!(
                 "local {}: {} {}, migrated to head",
                 db.label(),
@@ -36,9 +34,9 @@ impl DbInit {
 }
 
 /// Creates the database if missing (and, for AI, the vector extension), then `upgrade head`.
-pub fn prepare_database(sh: &Shell, db: Database, url: &DbUrl) -> Result<bool> {
-    let timeout = client::default_connect_timeout();
-    let created = client::block_on(async {
+pub fn prepare_database(ctx: &Ctx, db: Database, url: &DbUrl) -> Result<bool> {
+    let timeout = ctx.timeout();
+    let created = ctx.block_on(async {
         let created = client::ensure_database(url, timeout).await?;
         if db == Database::Ai {
             let conn = client::connect(url, timeout).await?;
@@ -52,7 +50,7 @@ pub fn prepare_database(sh: &Shell, db: Database, url: &DbUrl) -> Result<bool> {
                 })?;
         }
         anyhow::Ok(created)
-    })??;
-    AlembicConfig::of(db).upgrade(sh, &backend_dir(), url, "head")?;
+    })?;
+    AlembicConfig::of(db).upgrade(&ctx.sh, &backend_dir(), url, "head")?;
     Ok(created)
 }

@@ -14,6 +14,7 @@ use crate::{
     config::{url_setting, Config, Database, DbUrl, Side, Via},
     ctx::Ctx,
     pg::{client, version::ToolVersion, PgTools, Tool},
+    runtime::Runtime,
 };
 
 #[derive(Args, Debug)]
@@ -76,6 +77,7 @@ impl Doctor {
         let pg_dump = check_tools(sh, tools.as_ref(), &config, &mut checks);
         check_urls(&config, &mut checks);
         check_databases(
+            &ctx.rt,
             &config,
             tools.as_ref(),
             pg_dump.as_ref(),
@@ -226,6 +228,7 @@ fn check_urls(config: &Config, checks: &mut Checks) {
 }
 
 fn check_databases(
+    rt: &Runtime,
     config: &Config,
     tools: Option<&PgTools>,
     pg_dump: Option<&ToolVersion>,
@@ -250,7 +253,7 @@ fn check_databases(
         .iter()
         .map(|(_, db, url)| (*db, url.clone()))
         .collect();
-    let results = client::block_on(async move {
+    let results = rt.block_on(async move {
         let handles: Vec<_> = probes
             .into_iter()
             .map(|(db, url)| tokio::spawn(async move { probe(db, &url, timeout).await }))
@@ -264,7 +267,7 @@ fn check_databases(
             );
         }
         results
-    })?;
+    });
     for ((side, db, url), result) in targets.iter().zip(results) {
         let name = label(*side, *db);
         match result {

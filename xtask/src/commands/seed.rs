@@ -3,6 +3,8 @@
 //! market_data_cache rows, ...); `--scale N` multiplies the big tables. The data is generated on
 //! the server by `seed_common.sql` + `seed.sql` / `seed_ai.sql`, so seeding streams nothing through the xtask.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
@@ -37,7 +39,6 @@ pub struct Seed {
 
 impl Seed {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
-        let sh = &ctx.sh;
         let config = ctx.config()?;
         let side = match self.target {
             Target::Local => Side::Local,
@@ -45,8 +46,8 @@ impl Seed {
         };
         for db in config.databases() {
             let url = config.require_url(side, db)?;
-            prepare_database(sh, db, url)?;
-            client::block_on(seed_database(db, url, self.scale))??;
+            prepare_database(ctx, db, url)?;
+            ctx.block_on(seed_database(db, url, self.scale, ctx.timeout()))?;
             eprintln!("seeded {} ({url}) at scale {}", db.label(), self.scale);
         }
         Ok(())
@@ -61,8 +62,8 @@ fn sentinel_table(db: Database) -> &'static str {
     }
 }
 
-async fn seed_database(db: Database, url: &DbUrl, scale: u32) -> Result<()> {
-    let mut conn = client::connect(url, client::default_connect_timeout()).await?;
+async fn seed_database(db: Database, url: &DbUrl, scale: u32, timeout: Duration) -> Result<()> {
+    let mut conn = client::connect(url, timeout).await?;
     let sentinel = quote_ident(sentinel_table(db));
     let has_rows: bool = conn
         .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {sentinel})"), &[])
