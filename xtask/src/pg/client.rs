@@ -101,8 +101,8 @@ pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
 }
 
 /// TLS for a connection, set up only once the server has accepted TLS: a local server in Docker
-/// usually runs without it (`sslmode=prefer` then goes on in clear), and setting TLS up costs
-/// about 50 ms (below), which a pull used to pay for each of its six connections.
+/// usually runs without it (`sslmode=prefer` then goes on in clear), and setting TLS up is costly
+/// (below; docs/performance.md has the measurement), once per connection otherwise.
 #[derive(Clone, Copy)]
 struct LazyTls {
     verify_cert: bool,
@@ -150,8 +150,8 @@ where
 }
 
 /// The TLS settings for connections, built once per process for each kind of check. Building one
-/// loads and parses the system's CA certificates (OpenSSL 3: about 50 ms here); a
-/// `TlsConnector` is a shared handle, cheap to clone.
+/// loads and parses the system's CA certificates; a `TlsConnector` is a shared handle, cheap to
+/// clone.
 fn tls_connector(verify_cert: bool, verify_hostname: bool) -> Result<native_tls::TlsConnector> {
     static BUILT: Mutex<Vec<((bool, bool), native_tls::TlsConnector)>> = Mutex::new(Vec::new());
     let key = (verify_cert, verify_hostname);
