@@ -7,6 +7,7 @@ pub mod db_pull;
 pub mod db_push;
 pub mod db_verify;
 pub mod doctor;
+pub mod onboard;
 pub mod seed;
 
 use anyhow::Result;
@@ -44,6 +45,9 @@ pub enum Command {
     DbInit(db_init::DbInit),
     /// Fill databases with deterministic test data: the production shape, times --scale
     Seed(seed::Seed),
+    /// Set up a new checkout: .env, the local container, both databases migrated and filled
+    /// from Railway or a seeded sandbox, then verified (scripts/onboard.sh runs it)
+    Onboard(onboard::Onboard),
 }
 
 impl Cli {
@@ -57,6 +61,7 @@ impl Cli {
             Command::Doctor(cmd) => cmd.run(sh, &self.db),
             Command::DbInit(cmd) => cmd.run(sh, &self.db),
             Command::Seed(cmd) => cmd.run(sh, &self.db),
+            Command::Onboard(cmd) => cmd.run(sh, &self.db),
         }
     }
 }
