@@ -19,7 +19,7 @@ section() { printf '\n==> ci: %s\n' "$*" >&2; }
 section "test suite (scripts/test.sh)"
 scripts/test.sh "$@"
 
-section "the README's reliability matrix matches the cases the suite recorded"
+section "the reliability matrix (docs/reliability.md) matches the cases the suite recorded"
 scripts/reliability-matrix.py --check
 
 section "pre-commit checks (scripts/git-hooks/pre-commit)"

@@ -1,35 +1,37 @@
 #!/usr/bin/env bash
 # A new hire's first command after cloning: checks (and where a script may, installs) the
-# prerequisites, creates .env from .env.example, starts the local PostgreSQL 17 + pgvector
-# container, creates and migrates both local databases, fills them, and checks the result with
-# `cargo xtask db-verify`.
+# prerequisites, builds the xtask, and hands over to `cargo xtask onboard`, which creates .env
+# from .env.example, starts the local PostgreSQL 17 + pgvector container, creates and migrates
+# both local databases, fills them, and checks the result as `cargo xtask db-verify` does.
 #
 #   scripts/onboard.sh [--yes]
 #
-# The local databases are filled from Railway (`cargo xtask db-pull`) when RAILWAY_DB_URL is set
-# (environment or .env); otherwise from the embedded default: a sandbox "remote" on the same local
-# server (databases sandbox_remote_db and sandbox_remote_ai_db), seeded by `cargo xtask seed`, so
-# that the whole workflow runs without any credentials.
+# The local databases are filled from Railway (as `cargo xtask db-pull` does) when RAILWAY_DB_URL
+# is set (environment or .env); otherwise from the embedded default: a sandbox "remote" on the
+# same local server (databases sandbox_remote_db and sandbox_remote_ai_db), seeded as
+# `cargo xtask seed` does, so that the whole workflow runs without any credentials.
 #
 # Idempotent: a second run changes nothing that is already right. An existing .env is kept, an
 # existing container and databases are reused, a seeded sandbox is not seeded again, and the pull
-# is skipped when db-verify already finds the local databases equal to their source.
+# is skipped when the local databases already equal their source.
 #
 # --yes: replace local databases that hold data different from the source without asking
-# (otherwise the xtask asks on a terminal, and without a terminal this script stops and says so).
+# (otherwise db-pull asks on a terminal, and without a terminal onboarding stops and says so).
+#
+# This script does only what has to happen before cargo can build and run the xtask (Docker,
+# Compose, Rust, the build packages, uv, the git hooks, the image); everything after that is
+# decided in xtask/src/commands/onboard/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 IMAGE=pgvector/pgvector:pg17
-SANDBOX_DB=sandbox_remote_db
-SANDBOX_AI_DB=sandbox_remote_ai_db
 
-yes=0
+# Checked here, before anything is installed; handed on to `cargo xtask onboard` at the end.
 for arg in "$@"; do
   case $arg in
-    --yes) yes=1 ;;
+    --yes) ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -47,9 +49,6 @@ die() {
   printf 'onboard: error: %s\n' "$*" >&2
   exit 1
 }
-# Masks the password of any URL in the text (for messages; the xtask masks its own output).
-mask() { sed -E 's#(://[^:/@?]*):[^@/]*@#\1:****@#g' <<<"$1"; }
-
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/onboard.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -187,243 +186,8 @@ uv sync --locked --quiet --directory backend ||
   die "\`uv sync --locked --directory backend\` failed (see above): Alembic cannot run without it"
 
 # ---------------------------------------------------------------------------------------------
-step "2/5 .env"
-if [[ -e .env ]]; then
-  say ".env exists: kept as it is"
-  env_state="kept as it was"
-else
-  cp .env.example .env
-  say "created .env from .env.example"
-  env_state="created from .env.example"
-fi
-
-# A setting as the xtask sees it: the environment first, then the last KEY=value line of .env.
-setting() {
-  local key=$1 line value
-  if [[ -n ${!key:-} ]]; then
-    printf '%s' "${!key}"
-    return
-  fi
-  line=$(grep -E "^[[:space:]]*(export[[:space:]]+)?${key}[[:space:]]*=" .env | tail -n 1 || true)
-  value=${line#*=}
-  value=${value#"${value%%[![:space:]]*}"}
-  value=${value%"${value##*[![:space:]]}"}
-  if [[ $value == \"*\" || $value == \'*\' ]]; then
-    value=${value:1:${#value}-2}
-  fi
-  printf '%s' "$value"
-}
-
-local_url=$(setting DATABASE_URL)
-local_ai_url=$(setting AI_DATABASE_URL)
-[[ -n $local_url && -n $local_ai_url ]] ||
-  die "DATABASE_URL and AI_DATABASE_URL must be set (in .env; see .env.example for the defaults)"
-remote_url=$(setting RAILWAY_DB_URL)
-remote_ai_url=$(setting RAILWAY_AI_DB_URL)
-
-# The same URL with another database name (the query string, e.g. sslmode, is kept).
-with_db() {
-  local url=$1 db=$2 base query
-  base=${url%%\?*}
-  query=${url#"$base"}
-  printf '%s/%s%s' "${base%/*}" "$db" "$query"
-}
-# host:port of a URL (for the port check and messages).
-host_port() {
-  local rest=${1#*://}
-  rest=${rest##*@}
-  rest=${rest%%/*}
-  rest=${rest%%\?*}
-  printf '%s' "$rest"
-}
-
-if [[ -n $remote_url ]]; then
-  source_kind=railway
-  case $(host_port "$remote_url") in
-    *.railway.internal*)
-      die "RAILWAY_DB_URL names $(host_port "$remote_url"): that is Railway's private DATABASE_URL, reachable only inside Railway. Use the service's DATABASE_PUBLIC_URL (host *.proxy.rlwy.net) in .env"
-      ;;
-  esac
-  [[ -n $remote_ai_url ]] ||
-    die "RAILWAY_DB_URL is set but RAILWAY_AI_DB_URL is not: both databases are pulled; set RAILWAY_AI_DB_URL in .env to the AI Postgres service's DATABASE_PUBLIC_URL"
-  case $(host_port "$remote_ai_url") in
-    *.railway.internal*)
-      die "RAILWAY_AI_DB_URL names $(host_port "$remote_ai_url"): that is Railway's private DATABASE_URL; use the service's DATABASE_PUBLIC_URL (host *.proxy.rlwy.net)"
-      ;;
-  esac
-  say "source: Railway ($(mask "$remote_url"), $(mask "$remote_ai_url"))"
-else
-  source_kind=sandbox
-  remote_url=$(with_db "$local_url" "$SANDBOX_DB")
-  remote_ai_url=$(with_db "$local_url" "$SANDBOX_AI_DB")
-  say "source: the embedded default, a sandbox \"remote\" on the local server ($SANDBOX_DB, $SANDBOX_AI_DB); set RAILWAY_DB_URL and RAILWAY_AI_DB_URL in .env to pull from Railway instead"
-fi
-
-# ---------------------------------------------------------------------------------------------
-step "3/5 local databases"
-container_id() { (cd backend && "${compose[@]}" ps -q postgres 2>/dev/null) || true; }
-running() { [[ -n $1 && $(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null) == true ]]; }
-
-cid=$(container_id)
-local_port=$(host_port "$local_url")
-local_port=${local_port##*:}
-[[ $local_port =~ ^[0-9]+$ ]] || local_port=5432
-if ! running "$cid" && (exec 3<>"/dev/tcp/127.0.0.1/$local_port") 2>/dev/null; then
-  die "port $local_port is already taken by another program, so the local container cannot publish it. A PostgreSQL installed on the host? (\`sudo systemctl stop postgresql\`). \`ss -ltnp 'sport = :$local_port'\` shows who holds it"
-fi
-
-say "starting the local container (cd backend && ${compose[*]} up -d postgres)"
-(cd backend && "${compose[@]}" up -d postgres) >"$tmp/compose.log" 2>&1 || {
-  cat "$tmp/compose.log" >&2
-  die "\`${compose[*]} up -d postgres\` failed in backend/ (output above)"
-}
-cid=$(container_id)
-[[ -n $cid ]] || die "Compose started no postgres container (backend/docker-compose.yml)"
-name=$(docker inspect -f '{{.Name}}' "$cid")
-name=${name#/}
-
-# Ready means: accepting TCP connections inside the container (the image's first-start setup runs
-# a socket-only server first, which a plain pg_isready would already call ready).
-say "waiting for PostgreSQL in $name"
-for ((i = 0; ; i++)); do
-  if ! running "$cid"; then
-    docker logs --tail 20 "$cid" >"$tmp/pg.log" 2>&1 || true
-    cat "$tmp/pg.log" >&2
-    if grep -q 'incompatible with server' "$tmp/pg.log"; then
-      die "the volume of $name holds a data directory from another PostgreSQL major version (15?), which PostgreSQL 17 cannot open. Save anything you need from it with the old version first; then \`cd backend && ${compose[*]} down -v\` (deletes the volume) and run this script again"
-    fi
-    die "the container $name stopped (its log is above)"
-  fi
-  docker exec "$cid" pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1 && break
-  ((i < 90)) || die "PostgreSQL in $name is not ready after 90 s: see \`docker logs $name\`"
-  sleep 1
-done
-say "container $name is running ($IMAGE, localhost:$local_port)"
-
-say "cargo xtask db-init: create the local databases and the vector extension when missing, migrate both to head"
-cargo xtask db-init
-
-# ---------------------------------------------------------------------------------------------
-step "4/5 fill the local databases"
-
-# Helpers that pass URLs through the environment of one command only, never its argv.
-xtask_from_source() {
-  RAILWAY_DB_URL="$remote_url" RAILWAY_AI_DB_URL="$remote_ai_url" cargo xtask "$@"
-}
-xtask_on_sandbox() {
-  DATABASE_URL="$remote_url" AI_DATABASE_URL="$remote_ai_url" cargo xtask "$@"
-}
-
-# db-verify --json (source vs local) digested into one line per database:
-#   <database> <equal|different|error> <source rows> <local rows> <local revision> <local url>
-# Rows leave out alembic_version. Exit 0 whatever db-verify found, unless it could not run.
-compare() {
-  local rc=0
-  xtask_from_source db-verify --json >"$tmp/verify.json" 2>"$tmp/verify.err" || rc=$?
-  if [[ $rc -ne 0 && $rc -ne 3 && ! -s $tmp/verify.json ]]; then
-    cat "$tmp/verify.err" >&2
-    die "cargo xtask db-verify could not run (exit $rc; see above)"
-  fi
-  uv run --quiet --directory backend python -c '
-import json, sys
-report = json.load(open(sys.argv[1]))
-for d in report["databases"]:
-    if d.get("error"):
-        print(d["database"], "error", 0, 0, "-", d["right"]["url"])
-        continue
-    tables = [t for t in d["tables"] if t["table"] != "alembic_version"]
-    rows = lambda side: sum(t.get(side + "_rows") or 0 for t in tables)
-    revision = ",".join(d["alembic"]["right"]["revisions"]) or "none"
-    print(d["database"], "equal" if d["equal"] else "different",
-          rows("left"), rows("right"), revision, d["right"]["url"])
-' "$tmp/verify.json" >"$tmp/verify.txt"
-  if grep -q ' error ' "$tmp/verify.txt"; then
-    cat "$tmp/verify.err" >&2
-    die "cargo xtask db-verify could not compare the databases (see above)"
-  fi
-}
-all_equal() { ! grep -qv ' equal ' "$tmp/verify.txt"; }
-# Source rows of one database (core|ai), and local rows of all.
-source_rows() { awk -v db="$1" '$1 == db { print $3 }' "$tmp/verify.txt"; }
-local_rows() { awk '{ n += $4 } END { print n + 0 }' "$tmp/verify.txt"; }
-
-if [[ $source_kind == sandbox ]]; then
-  say "the sandbox: cargo xtask db-init on $SANDBOX_DB and $SANDBOX_AI_DB"
-  xtask_on_sandbox db-init
-  compare
-  core_rows=$(source_rows core)
-  ai_rows=$(source_rows ai)
-  if [[ $core_rows -gt 0 && $ai_rows -gt 0 ]]; then
-    say "the sandbox already holds data (core $core_rows rows, ai $ai_rows rows): not seeded again"
-  else
-    if [[ $core_rows -gt 0 || $ai_rows -gt 0 ]]; then
-      # An earlier run stopped between the two seeds (each one is a transaction). The sandbox is
-      # this script's own stand-in, so it is recreated rather than half-reused.
-      say "the sandbox is half seeded (core $core_rows rows, ai $ai_rows rows; an interrupted run?): recreating it"
-      for db in "$SANDBOX_DB" "$SANDBOX_AI_DB"; do
-        docker exec "$cid" dropdb -U "$(sed -E 's#^[^:]*://([^:@/]*).*#\1#' <<<"$local_url")" \
-          --if-exists --force "$db"
-      done
-      xtask_on_sandbox db-init
-    fi
-    say "cargo xtask seed --target local (on the sandbox): the production shape, deterministic"
-    xtask_on_sandbox seed --target local
-    compare
-  fi
-else
-  compare
-fi
-
-if all_equal; then
-  # Skipping is what keeps a second run fast and harmless: a pull would rebuild both databases
-  # (and fail while the app holds a session on them) only to arrive where they already are.
-  say "the local databases already equal the source: no pull needed"
-  pulled="no (already equal)"
-else
-  pull_flags=()
-  if [[ $(local_rows) -eq 0 ]]; then
-    # Freshly migrated and empty: nothing to confirm, nothing worth a backup.
-    pull_flags=(--yes --no-backup)
-  else
-    sed 's/^error: /onboard: /' "$tmp/verify.err" >&2
-    if ((yes)); then
-      pull_flags=(--yes)
-    elif [[ ! -t 0 ]]; then
-      die "the local databases hold data that differs from the source (above), and there is no terminal to ask on. To replace them with the source's (a backup goes to backups/ first), run \`scripts/onboard.sh --yes\`"
-    else
-      say "the local databases hold data that differs from the source (above): db-pull asks before replacing each one (a backup goes to backups/ first)"
-    fi
-  fi
-  say "cargo xtask db-pull ${pull_flags[*]:-} (source -> local, both databases)"
-  xtask_from_source db-pull ${pull_flags[@]+"${pull_flags[@]}"}
-  pulled=yes
-fi
-
-# ---------------------------------------------------------------------------------------------
-step "5/5 check"
-rc=0
-xtask_from_source db-verify || rc=$?
-if [[ $rc -ne 0 ]]; then
-  die "cargo xtask db-verify found the local databases different from the source (exit $rc; see above)"
-fi
-compare
-
-hooks=$(git config --get core.hooksPath 2>/dev/null || true)
-{
-  echo
-  echo "onboard: done. What is where:"
-  printf '  %-13s %s\n' "container" "$name ($IMAGE), localhost:$local_port; start/stop: cd backend && ${compose[*]} up -d / stop"
-  while read -r db _ _ rows revision url; do
-    printf '  %-13s %s  %s rows, alembic %s\n' "local $db" "$url" "$rows" "$revision"
-  done <"$tmp/verify.txt"
-  if [[ $source_kind == sandbox ]]; then
-    printf '  %-13s %s\n' "source" "sandbox \"remote\" $SANDBOX_DB + $SANDBOX_AI_DB on the same server (seeded by cargo xtask seed); set RAILWAY_DB_URL and RAILWAY_AI_DB_URL in .env to use Railway"
-  else
-    printf '  %-13s %s\n' "source" "Railway: $(mask "$remote_url"), $(mask "$remote_ai_url")"
-  fi
-  printf '  %-13s %s\n' "pulled" "$pulled; db-verify: equal"
-  printf '  %-13s %s\n' ".env" "$env_state"
-  printf '  %-13s %s\n' "git hooks" "${hooks:-not installed}"
-  printf '  %-13s %s\n' "backups/logs" "backups/ and logs/ (git-ignored)"
-  printf '  %-13s %s\n' "next" "cargo xtask doctor; cargo xtask --help; scripts/test.sh"
-} >&2
+# Steps 2/5 to 5/5 (.env, the container and local databases, filling them, the check) are the
+# xtask's. `exec` does not run the EXIT trap, so the scratch folder goes first.
+rm -rf "$tmp"
+trap - EXIT
+exec cargo xtask onboard "$@"

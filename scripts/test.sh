@@ -49,6 +49,6 @@ fi
 # Resolve backend/'s Python environment once, before tests run Alembic in parallel.
 uv sync --locked --quiet --directory backend
 
-# Cases recorded for the README's reliability matrix (scripts/reliability-matrix.py) by this run only.
+# Cases recorded for the reliability matrix (docs/reliability.md) (scripts/reliability-matrix.py) by this run only.
 rm -rf target/tmp/reliability
 cargo test --workspace --locked "$@"

@@ -37,6 +37,12 @@ impl Ctx {
         })
     }
 
+    /// A context of its own for another command run in-process with other settings (onboarding
+    /// runs db-init, seed and db-pull on the URLs it decided, kept in memory).
+    pub fn with_args(&self, args: DbArgs) -> Result<Ctx> {
+        Ctx::new(args)
+    }
+
     /// The shared flags as given (flag, environment, `.env`).
     pub fn args(&self) -> &DbArgs {
         &self.args

@@ -103,7 +103,7 @@ impl DbVerify {
 
 /// Every database at once; in each, both sides are read concurrently while the Alembic heads
 /// are read from the migration scripts.
-async fn verify_all(
+pub async fn verify_all(
     targets: Vec<(Database, Endpoint, Endpoint)>,
     checksums: bool,
     timeout: Duration,

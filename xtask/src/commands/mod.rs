@@ -7,6 +7,7 @@ pub mod db_pull;
 pub mod db_push;
 pub mod db_verify;
 pub mod doctor;
+pub mod onboard;
 pub mod seed;
 
 use crate::{config::DbArgs, ctx::Ctx};
@@ -42,6 +43,9 @@ pub enum Command {
     DbInit(db_init::DbInit),
     /// Fill databases with deterministic test data: the production shape, times --scale
     Seed(seed::Seed),
+    /// Set up a new checkout: .env, the local container, both databases migrated and filled
+    /// from Railway or a seeded sandbox, then verified (scripts/onboard.sh runs it)
+    Onboard(onboard::Onboard),
 }
 
 impl Cli {
@@ -58,6 +62,7 @@ impl Cli {
             Command::Doctor(cmd) => cmd.run(ctx),
             Command::DbInit(cmd) => cmd.run(ctx),
             Command::Seed(cmd) => cmd.run(ctx),
+            Command::Onboard(cmd) => cmd.run(ctx),
         }
     }
 }

@@ -510,9 +510,9 @@ pub fn backend_with_core_migration(file: &str, text: &str) -> tempfile::TempDir 
     backend
 }
 
-/// Asserts one fault or bad-input case's exit code and message, then records it for the README's
+/// Asserts one fault or bad-input case's exit code and message, then records it for docs/reliability.md's
 /// reliability matrix (`scripts/reliability-matrix.py` renders the records; CI fails when the
-/// README's table differs from what the suite recorded). Call it after asserting the databases'
+/// table in docs/reliability.md differs from what the suite recorded). Call it after asserting the databases'
 /// contents: `data` says what was asserted about them. `says` are the message's parts that must
 /// appear; the first is shown in the matrix.
 pub fn fault_case(command: &str, case: &str, run: &Run, code: i32, says: &[&str], data: &str) {
