@@ -4,7 +4,8 @@
 //! (`docker pause`), the backup folder has no room (a small tmpfs), a wrong password, an unknown
 //! target database. Each case asserts the exit code, that the message names what went wrong and
 //! what to do, and that the databases hold exactly what they held before (fingerprints read back
-//! here, independently of the xtask), then records its row for the reliability matrix (docs/reliability.md).
+//! here, independently of the xtask), then records its row for the reliability matrix
+//! (docs/reliability.md).
 //!
 //! One bench (two containers) serves every case, one after the other: the remote holds the seed,
 //! the local holds different data, so that any pull or push that went through would show.
