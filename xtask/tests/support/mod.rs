@@ -513,8 +513,8 @@ pub fn backend_with_core_migration(file: &str, text: &str) -> tempfile::TempDir 
 /// Asserts one fault or bad-input case's exit code and message, then records it for the
 /// reliability matrix in docs/reliability.md (`scripts/reliability-matrix.py` renders the records;
 /// CI fails when that table differs from what the suite recorded). Call it after asserting the
-/// databases' contents: `data` says what was asserted about them. `says` are the message's parts that must
-/// appear; the first is shown in the matrix.
+/// databases' contents: `data` says what was asserted about them. `says` are the message's parts
+/// that must appear; the first is shown in the matrix.
 pub fn fault_case(command: &str, case: &str, run: &Run, code: i32, says: &[&str], data: &str) {
     assert_eq!(
         run.code,
