@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use support::{query, query_one, PgContainer, Run, PASSWORD, PASSWORD_ENCODED};
+use support::{query, query_one, PgContainer, Run};
 
 /// The xtask binary with nothing leaking in from the developer's settings: the URL variables are
 /// set empty (so a repo-root .env that `main` loads cannot fill them; empty counts as unset), and
@@ -33,17 +33,7 @@ fn onboard(root: &Path, flags: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.args(["onboard", "--root"]).arg(root).args(flags);
     cmd.envs(env.iter().copied());
     let out = cmd.output().expect("cannot run the xtask");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.all().contains(PASSWORD) && !run.all().contains(PASSWORD_ENCODED),
-        "the password leaked into onboard's output:\n{}",
-        run.all()
-    );
-    run
+    Run::checked(out, "onboard")
 }
 
 /// A checkout root whose .env.example holds these lines.

@@ -395,6 +395,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// The finished xtask's exit code and output, after asserting that the test password shows
+    /// nowhere in it (`what` names the run in the failure).
+    pub fn checked(out: Output, what: &str) -> Run {
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !r.all().contains(PASSWORD) && !r.all().contains(PASSWORD_ENCODED),
+            "the password leaked into the output of {what}:\n{}",
+            r.all()
+        );
+        r
+    }
+
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
@@ -406,18 +422,7 @@ pub fn run_xtask(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = run(&mut cmd);
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !r.all().contains(PASSWORD) && !r.all().contains(PASSWORD_ENCODED),
-        "the password leaked into the output of {args:?}:\n{}",
-        r.all()
-    );
-    r
+    Run::checked(run(&mut cmd), &format!("{args:?}"))
 }
 
 pub fn backend_dir() -> PathBuf {
