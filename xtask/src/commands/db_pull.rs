@@ -18,7 +18,6 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde::Serialize;
 
 use crate::{
     alembic::AlembicConfig,
@@ -32,13 +31,12 @@ use crate::{
         stream::StartedDump,
     },
     transfer::{
-        self,
-        backup::{self, Backup},
+        self, backup,
         load::LoadMode,
         selection::check_target_can_hold,
         source::read_source,
         staging::{self, Swap},
-        CopyArgs, CopyStep, Job, LoadLogs, Run, SchemaMode, Transfer,
+        CopyArgs, CopyStep, Job, Run, SchemaMode, Transfer,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -62,19 +60,6 @@ pub struct Pulled {
     staging: Option<DbUrl>,
     /// Why the clean-up after a failure could not drop the staging database.
     not_dropped: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct PullReport {
-    database: Database,
-    source: String,
-    target: String,
-    tables: usize,
-    rows: i64,
-    backup: Option<Backup>,
-    logs: LoadLogs,
-    verified: Option<String>,
-    warnings: Vec<String>,
 }
 
 /// The local database as it is before a pull: its snapshot and size, or `None` when it does not
@@ -149,7 +134,7 @@ impl DbPull {
 
 impl Transfer for DbPull {
     type Own = Pulled;
-    type Report = PullReport;
+    type Reported = ();
     const COMMAND: &'static str = "db-pull";
     const SOURCE: Side = Side::Remote;
     const TARGET: Side = Side::Local;
@@ -443,19 +428,8 @@ impl Transfer for DbPull {
             .collect()
     }
 
-    fn report(&self, p: &Job<Pulled>) -> PullReport {
-        PullReport {
-            database: p.db,
-            source: p.source.endpoint.url.to_string(),
-            target: p.target.to_string(),
-            tables: p.selection.tables.len(),
-            rows: p.rows(),
-            backup: p.backup.clone(),
-            logs: p.logs.clone(),
-            verified: p.verified.clone(),
-            warnings: p.warnings.clone(),
-        }
-    }
+    /// A pull reports nothing of its own.
+    fn reported(&self, _: &Job<Pulled>) {}
 
     fn done_line(&self, p: &Job<Pulled>) -> String {
         format!(

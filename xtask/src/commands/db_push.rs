@@ -20,7 +20,6 @@ use crate::{
     backend_dir,
     config::{Config, Database, DbUrl, Side},
     ctx::Ctx,
-    exit::UsageError,
     interrupt,
     pg::{
         client::{self, ConnectFailure},
@@ -28,11 +27,8 @@ use crate::{
         sessions,
     },
     transfer::{
-        self,
-        backup::{self, Backup},
-        load::LoadMode,
-        source::read_source,
-        CopyArgs, CopyStep, Job, LoadLogs, Run, SchemaMode, Transfer,
+        self, backup, load::LoadMode, source::read_source, CopyArgs, CopyStep, Job, Run,
+        SchemaMode, Transfer,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -67,60 +63,13 @@ pub struct Pushed {
     loaded: bool,
 }
 
+/// What a push adds to a database's part of the `--json` document.
 #[derive(Serialize)]
-pub struct PushReport {
-    database: Database,
-    source: String,
-    target: String,
+pub struct PushReported {
     mode: LoadMode,
-    tables: usize,
-    rows: i64,
-    backup: Option<Backup>,
-    logs: LoadLogs,
-    verified: Option<String>,
-    warnings: Vec<String>,
-}
-
-/// `host/dbname` as `--confirm-target` must spell it.
-fn target_id(url: &DbUrl) -> String {
-    format!("{}/{}", url.host(), url.dbname())
 }
 
 impl DbPush {
-    fn is_protected(&self, url: &DbUrl) -> bool {
-        self.protected_hosts
-            .iter()
-            .map(|h| h.trim())
-            .any(|h| !h.is_empty() && h.eq_ignore_ascii_case(url.host()))
-    }
-
-    /// The production guard, before anything is read: exit 2 unless the confirmation is exact.
-    fn check_protected(&self, config: &Config, url: &DbUrl) -> Result<()> {
-        if !self.is_protected(url) {
-            return Ok(());
-        }
-        let id = target_id(url);
-        if self.copy.no_backup {
-            return Err(UsageError::new(format!(
-                "{id} is a protected host (XTASK_PROTECTED_HOSTS): --no-backup is refused for it; \
-                 nothing was changed"
-            ))
-            .into());
-        }
-        if !config.yes || self.confirm_target.as_deref() != Some(id.as_str()) {
-            return Err(UsageError::new(format!(
-                "{id} is a protected host (XTASK_PROTECTED_HOSTS): pushing to it needs --yes and \
-                 --confirm-target {id}, spelled exactly{}; nothing was changed",
-                match &self.confirm_target {
-                    Some(given) if given != &id => format!(" (got --confirm-target {given})"),
-                    _ => String::new(),
-                }
-            ))
-            .into());
-        }
-        Ok(())
-    }
-
     pub fn run(self, ctx: &Ctx) -> Result<()> {
         transfer::drive(ctx, &self)
     }
@@ -128,7 +77,7 @@ impl DbPush {
 
 impl Transfer for DbPush {
     type Own = Pushed;
-    type Report = PushReport;
+    type Reported = PushReported;
     const COMMAND: &'static str = "db-push";
     const SOURCE: Side = Side::Local;
     const TARGET: Side = Side::Remote;
@@ -414,19 +363,8 @@ impl Transfer for DbPush {
         line
     }
 
-    fn report(&self, p: &Job<Pushed>) -> PushReport {
-        PushReport {
-            database: p.db,
-            source: p.source.endpoint.url.to_string(),
-            target: p.target.to_string(),
-            mode: self.mode,
-            tables: p.selection.tables.len(),
-            rows: p.rows(),
-            backup: p.backup.clone(),
-            logs: p.logs.clone(),
-            verified: p.verified.clone(),
-            warnings: p.warnings.clone(),
-        }
+    fn reported(&self, _: &Job<Pushed>) -> PushReported {
+        PushReported { mode: self.mode }
     }
 
     fn done_line(&self, p: &Job<Pushed>) -> String {
@@ -440,75 +378,6 @@ impl Transfer for DbPush {
     }
 }
 
+mod protected;
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn push(protected: &[&str], confirm: Option<&str>, no_backup: bool) -> DbPush {
-        DbPush {
-            copy: CopyArgs {
-                schema: SchemaMode::Migrations,
-                allow_revision_mismatch: false,
-                no_backup,
-                dry_run: false,
-                tables: vec![],
-                exclude_tables: vec![],
-                checksums: false,
-                jobs: 1,
-            },
-            mode: LoadMode::Replace,
-            confirm_target: confirm.map(str::to_string),
-            protected_hosts: protected.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn config(yes: bool) -> Config {
-        Config {
-            via: crate::config::Via::Docker,
-            container: None,
-            local: None,
-            local_ai: None,
-            remote: None,
-            remote_ai: None,
-            core_only: false,
-            yes,
-            json: false,
-        }
-    }
-
-    #[test]
-    fn protected_host_needs_yes_and_the_exact_target() {
-        let url = DbUrl::parse("postgresql://u:pw@maglev.proxy.rlwy.net:1234/railway").unwrap();
-        let cmd = push(&["maglev.proxy.rlwy.net"], None, false);
-        let err = cmd.check_protected(&config(true), &url).unwrap_err();
-        assert!(err.downcast_ref::<UsageError>().is_some());
-        assert!(
-            err.to_string()
-                .contains("--confirm-target maglev.proxy.rlwy.net/railway"),
-            "{err}"
-        );
-        let wrong = push(
-            &["maglev.proxy.rlwy.net"],
-            Some("maglev.proxy.rlwy.net/other"),
-            false,
-        );
-        assert!(wrong.check_protected(&config(true), &url).is_err());
-        let right = push(
-            &["maglev.proxy.rlwy.net"],
-            Some("maglev.proxy.rlwy.net/railway"),
-            false,
-        );
-        assert!(right.check_protected(&config(true), &url).is_ok());
-        assert!(right.check_protected(&config(false), &url).is_err());
-        let no_backup = push(
-            &["maglev.proxy.rlwy.net"],
-            Some("maglev.proxy.rlwy.net/railway"),
-            true,
-        );
-        let err = no_backup.check_protected(&config(true), &url).unwrap_err();
-        assert!(err.to_string().contains("--no-backup is refused"), "{err}");
-        assert!(push(&["other.host"], None, true)
-            .check_protected(&config(false), &url)
-            .is_ok());
-    }
-}
+mod tests;

@@ -81,14 +81,46 @@ impl<T> Job<T> {
             .map(|t| self.source.rows(t))
             .sum()
     }
+
+    fn report<R>(&self, reported: R) -> JobReport<'_, R> {
+        JobReport {
+            database: self.db,
+            source: self.source.endpoint.url.to_string(),
+            target: self.target.to_string(),
+            tables: self.selection.tables.len(),
+            rows: self.rows(),
+            backup: &self.backup,
+            logs: &self.logs,
+            verified: &self.verified,
+            warnings: &self.warnings,
+            reported,
+        }
+    }
+}
+
+/// One database's part of the `--json` document: what every copy reports, and the command's own
+/// fields (`Transfer::reported`).
+#[derive(Serialize)]
+pub struct JobReport<'a, R> {
+    database: Database,
+    source: String,
+    target: String,
+    tables: usize,
+    rows: i64,
+    backup: &'a Option<Backup>,
+    logs: &'a LoadLogs,
+    verified: &'a Option<String>,
+    warnings: &'a [String],
+    #[serde(flatten)]
+    reported: R,
 }
 
 /// What a pull or a push does differently. The driver calls these in its one order.
 pub trait Transfer {
     /// The command's own state of one database (locks, the target as it was, ...).
     type Own;
-    /// One database's part of the `--json` document.
-    type Report: Serialize;
+    /// The command's own fields in a database's part of the `--json` document.
+    type Reported: Serialize;
     /// `db-pull` or `db-push`.
     const COMMAND: &'static str;
     const SOURCE: Side;
@@ -141,7 +173,7 @@ pub trait Transfer {
         Vec::new()
     }
 
-    fn report(&self, job: &Job<Self::Own>) -> Self::Report;
+    fn reported(&self, job: &Job<Self::Own>) -> Self::Reported;
 
     /// The result line of a database on stdout (without `--json`).
     fn done_line(&self, job: &Job<Self::Own>) -> String;
@@ -281,7 +313,10 @@ fn finish<T: Transfer>(ctx: &Ctx, transfer: &T, jobs: &[Job<T::Own>], dry_run: b
             "command": T::COMMAND,
             "ok": true,
             "dry_run": dry_run,
-            "databases": jobs.iter().map(|j| transfer.report(j)).collect::<Vec<_>>(),
+            "databases": jobs
+                .iter()
+                .map(|j| j.report(transfer.reported(j)))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if !dry_run {

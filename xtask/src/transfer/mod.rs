@@ -21,6 +21,7 @@ pub mod schema_cache;
 pub mod selection;
 pub mod source;
 pub mod staging;
+pub mod target_schema;
 
 use std::path::{Path, PathBuf};
 

@@ -33,3 +33,35 @@ fn failure_state_says_how_to_finish() {
         "  local core database app: unchanged\n  to finish: run the same db-push again"
     );
 }
+
+fn report<R>(logs: &LoadLogs, reported: R) -> JobReport<'_, R> {
+    JobReport {
+        database: Database::Ai,
+        source: "postgresql://u:****@local/app".into(),
+        target: "postgresql://u:****@remote/app".into(),
+        tables: 3,
+        rows: 12,
+        backup: &None,
+        logs,
+        verified: &None,
+        warnings: &[],
+        reported,
+    }
+}
+
+#[test]
+fn a_report_holds_the_common_fields_and_the_commands_own() {
+    let logs = LoadLogs::new(std::path::Path::new("/logs"), "db-push", Database::Ai, "T");
+    let keys = |value: serde_json::Value| -> Vec<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let common = [
+        "backup", "database", "logs", "rows", "source", "tables", "target", "verified", "warnings",
+    ];
+    assert_eq!(keys(serde_json::json!(report(&logs, ()))), common);
+    let push = serde_json::json!(report(&logs, serde_json::json!({ "mode": "upsert" })));
+    assert_eq!(push["mode"], "upsert");
+    assert_eq!(push["database"], "ai");
+    assert_eq!(push["logs"]["dump"], "/logs/db-push-ai-T-pg_dump.log");
+    assert_eq!(keys(push).len(), common.len() + 1);
+}
