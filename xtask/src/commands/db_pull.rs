@@ -20,7 +20,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::{
-    alembic::AlembicConfig,
     config::{Database, DbUrl, Side},
     ctx::Ctx,
     interrupt,
@@ -31,15 +30,17 @@ use crate::{
         stream::StartedDump,
     },
     transfer::{
-        self, backup,
+        self,
         load::LoadMode,
         selection::check_target_can_hold,
         source::read_source,
         staging::{self, Swap},
-        CopyArgs, CopyStep, Job, Run, SchemaMode, Transfer,
+        CopyArgs, CopyStep, Job, Run, Transfer,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
+
+mod plan;
 
 #[derive(Args, Debug)]
 pub struct DbPull {
@@ -220,80 +221,7 @@ impl Transfer for DbPull {
     }
 
     fn plan_text(&self, p: &Job<Pulled>) -> String {
-        let mut out = format!(
-            "{}: pull {} -> {}\n  source: PostgreSQL {}, {} tables to copy, {} rows\n",
-            p.db.label(),
-            p.source.endpoint.url,
-            p.target,
-            p.source.version.text,
-            p.selection.tables.len(),
-            p.rows()
-        );
-        match (&p.own.before, p.own.size) {
-            (Some(before), Some(size)) => {
-                let rows: i64 = before.measures.tables.values().map(|m| m.rows).sum();
-                let what = if p.selection.partial {
-                    format!(
-                        "the data of {} of its {} tables is replaced",
-                        p.selection.tables.len(),
-                        before.catalog.tables.len()
-                    )
-                } else {
-                    "it is replaced whole".to_string()
-                };
-                out += &format!(
-                    "  local: {} ({}, {} tables, {rows} rows): {what}\n",
-                    p.target.dbname(),
-                    transfer::human_bytes(size),
-                    before.catalog.tables.len()
-                );
-            }
-            _ => {
-                out += &format!(
-                    "  local: {} does not exist yet: it is created\n",
-                    p.target.dbname()
-                )
-            }
-        }
-        out += &format!(
-            "  schema: {}\n",
-            match (self.copy.schema, p.selection.partial) {
-                (_, true) => "kept as it is".to_string(),
-                (SchemaMode::Migrations, _) => format!(
-                    "alembic -c {} upgrade head ({})",
-                    AlembicConfig::of(p.db).ini(),
-                    p.heads.join(", ")
-                ),
-                (SchemaMode::Source, _) => "the source's own (pg_dump --schema-only)".to_string(),
-            }
-        );
-        let mut largest: Vec<_> = p
-            .selection
-            .tables
-            .iter()
-            .map(|t| (p.source.rows(t), t))
-            .collect();
-        largest.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
-        for (rows, t) in largest.iter().take(8) {
-            out += &format!(
-                "    {t}: {rows} rows, {}\n",
-                transfer::human_bytes(p.source.sizes.get(*t).copied().unwrap_or(0))
-            );
-        }
-        if largest.len() > 8 {
-            out += &format!("    ... and {} more tables\n", largest.len() - 8);
-        }
-        out += &format!(
-            "  backup: {}",
-            if self.copy.no_backup {
-                "none (--no-backup)".to_string()
-            } else if p.own.before.is_some() {
-                format!("custom format, under {}", backup::backups_dir().display())
-            } else {
-                "nothing to back up".to_string()
-            }
-        );
-        out
+        self.plan(p)
     }
 
     fn action(&self, p: &Job<Pulled>) -> Option<String> {

@@ -27,8 +27,8 @@ use crate::{
         sessions,
     },
     transfer::{
-        self, backup, load::LoadMode, source::read_source, CopyArgs, CopyStep, Job, Run,
-        SchemaMode, Transfer,
+        self, load::LoadMode, source::read_source, CopyArgs, CopyStep, Job, Run, SchemaMode,
+        Transfer,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -169,71 +169,7 @@ impl Transfer for DbPush {
     }
 
     fn plan_text(&self, p: &Job<Pushed>) -> String {
-        let bytes: i64 = p
-            .selection
-            .tables
-            .iter()
-            .map(|t| p.source.sizes.get(t).copied().unwrap_or(0))
-            .sum();
-        let mut out = format!(
-            "{}: push {} -> {}{}\n  source: {} tables, {} rows, {} on disk\n  mode: {}\n",
-            p.db.label(),
-            p.source.endpoint.url,
-            p.target,
-            if self.is_protected(&p.target) {
-                " (PROTECTED)"
-            } else {
-                ""
-            },
-            p.selection.tables.len(),
-            p.rows(),
-            transfer::human_bytes(bytes),
-            match self.mode {
-                LoadMode::Replace =>
-                    "replace: the tables below are emptied and reloaded, in one transaction",
-                LoadMode::Upsert =>
-                    "upsert: rows are inserted or updated by primary key; nothing is deleted",
-            }
-        );
-        out += &format!(
-            "  schema: {}\n",
-            match self.copy.schema {
-                SchemaMode::Migrations => format!(
-                    "alembic -c {} upgrade head ({}) on the remote, now at {}",
-                    AlembicConfig::of(p.db).ini(),
-                    p.heads.join(", "),
-                    p.own
-                        .before
-                        .catalog
-                        .alembic
-                        .as_ref()
-                        .map(|a| a.revisions.join(", "))
-                        .unwrap_or_else(|| "no revision".into())
-                ),
-                SchemaMode::Source => "the local schema (pg_dump --schema-only)".to_string(),
-            }
-        );
-        for t in &p.selection.tables {
-            let now = p.own.before.measures.tables.get(t).map(|m| m.rows);
-            out += &format!(
-                "    {t}: {} rows -> remote{}\n",
-                p.source.rows(t),
-                match (now, self.mode) {
-                    (Some(n), LoadMode::Replace) => format!(" (its {n} rows are replaced)"),
-                    (Some(n), LoadMode::Upsert) => format!(" (has {n} rows, none deleted)"),
-                    (None, _) => " (table created by the schema step)".to_string(),
-                }
-            );
-        }
-        out += &format!(
-            "  backup: {}",
-            if self.copy.no_backup {
-                "none (--no-backup)".to_string()
-            } else {
-                format!("custom format, under {}", backup::backups_dir().display())
-            }
-        );
-        out
+        self.plan(p)
     }
 
     fn action(&self, p: &Job<Pushed>) -> Option<String> {
@@ -378,6 +314,7 @@ impl Transfer for DbPush {
     }
 }
 
+mod plan;
 mod protected;
 #[cfg(test)]
 mod tests;
