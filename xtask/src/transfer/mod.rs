@@ -8,7 +8,10 @@
 //! - `copy` (and `parallel`): the data streamed in one transaction, or on several connections into
 //!   a staging database;
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
-//! - `load`: the SQL around the stream; `backup`: what is overwritten, saved first; `progress`.
+//! - `load` (and `target_schema`, what it reads of the target): the SQL around the stream;
+//! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
+//! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
+//!   swapped in once verified.
 
 pub mod backup;
 pub mod check;
