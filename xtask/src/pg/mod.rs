@@ -13,6 +13,7 @@ pub mod container;
 pub mod ident;
 pub mod lock;
 pub mod scratch;
+pub mod sessions;
 pub mod stream;
 pub mod version;
 

@@ -1,0 +1,215 @@
+//! The verification that ends every copy: the target against the source's snapshot with the
+//! db-verify engine (exact row counts, optional checksums, the Alembic revision, orphans and
+//! sequences), judged for what a copy must hold.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::{
+    copy::CopyStep, driver::Run, load::LoadMode, selection::Selection, source::SourceRead,
+    SchemaMode,
+};
+use crate::{
+    alembic::AlembicConfig,
+    config::Database,
+    pg::{client, ident::QualifiedName, stream::LoadFailure},
+    verify::{
+        self,
+        catalog::{self, Snapshot},
+        AlembicHeads, DatabaseComparison, Endpoint, TableStatus,
+    },
+};
+
+impl CopyStep<'_> {
+    /// Verifies the target against the source's snapshot; returns the summary line and the
+    /// warnings (already said), or fails listing every problem.
+    pub fn verify(&self, run: &Run) -> Result<(String, Vec<String>)> {
+        let (ctx, copy) = (run.ctx, run.copy);
+        let label = self.db.label();
+        let heads = (copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {
+            config: AlembicConfig::of(self.db).ini().to_string(),
+            heads: self.heads.to_vec(),
+            error: None,
+        });
+        let expect = Expectations {
+            selection: self.selection,
+            mode: self.mode,
+            alembic: !self.selection.partial && !copy.allow_revision_mismatch,
+            checksums: copy.checksums,
+            heads,
+        };
+        let target = Endpoint::new(self.target_side.label(), self.target.clone());
+        let check = ctx.block_on(verify_copy(
+            self.db,
+            self.source,
+            &target,
+            &expect,
+            ctx.timeout(),
+        ))?;
+        for w in &check.warnings {
+            ctx.say(format!("{label}: warning: {w}"));
+        }
+        if !check.problems.is_empty() {
+            bail!(
+                "{label}: the {} copy does not match the source's snapshot:\n  {}",
+                self.target_side.label(),
+                check.problems.join("\n  ")
+            );
+        }
+        let summary = check.comparison.summary();
+        ctx.say(format!("verified against the source's snapshot: {summary}"));
+        Ok((summary, check.warnings))
+    }
+}
+
+/// What the verification after a copy found.
+pub struct CopyCheck {
+    pub comparison: DatabaseComparison,
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// What must hold after a copy.
+pub struct Expectations<'a> {
+    pub selection: &'a Selection,
+    pub mode: LoadMode,
+    /// Compare the Alembic revisions of both sides.
+    pub alembic: bool,
+    pub checksums: bool,
+    pub heads: Option<AlembicHeads>,
+}
+
+/// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
+/// copied table, the Alembic revision, no orphans and no sequence behind its column on the target.
+/// Schema differences are warnings: with `--schema migrations` the schema is this repo's.
+pub async fn verify_copy(
+    db: Database,
+    source: &SourceRead,
+    target: &Endpoint,
+    expect: &Expectations<'_>,
+    timeout: Duration,
+) -> Result<CopyCheck> {
+    let url = &target.url;
+    let mut conn = client::connect(url, timeout).await?;
+    let tx = catalog::begin(&mut conn, url).await?;
+    let target_catalog = catalog::read_catalog(&tx, url).await?;
+    let (source_plans, target_plans) =
+        verify::plans(&source.catalog, &target_catalog, expect.checksums);
+    // Both sides at once: the target's counts (and checksums) on its connection, the source's
+    // checksums in its snapshot on the connection that holds it.
+    let source_side = async {
+        if expect.checksums {
+            catalog::measure(
+                &source.client,
+                &source.endpoint.url,
+                &source.catalog,
+                &source_plans,
+            )
+            .await
+        } else {
+            Ok(source.measures.clone())
+        }
+    };
+    let (target_measures, source_measures) = tokio::join!(
+        catalog::measure(&tx, url, &target_catalog, &target_plans),
+        source_side
+    );
+    let (target_measures, source_measures) = (target_measures?, source_measures?);
+    let _ = tx.rollback().await;
+    let db_source = Snapshot {
+        catalog: source.catalog.clone(),
+        measures: source_measures,
+    };
+    let db_target = Snapshot {
+        catalog: target_catalog,
+        measures: target_measures,
+    };
+    let comparison = verify::build(
+        db,
+        &source.endpoint,
+        target,
+        &db_source,
+        &db_target,
+        expect.heads.as_ref(),
+        expect.checksums,
+    );
+    Ok(judge(comparison, expect, &target.side))
+}
+
+fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str) -> CopyCheck {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    for t in &comparison.tables {
+        let name = t.name();
+        if !expect.selection.tables.contains(&name) {
+            if t.status == TableStatus::OnlyRight && !expect.selection.partial {
+                warnings.push(format!(
+                    "{name} exists only on {target} ({} rows): the source has no such table",
+                    t.right_rows.unwrap_or(0)
+                ));
+            }
+            continue;
+        }
+        let (src, dst) = (t.left_rows.unwrap_or(0), t.right_rows.unwrap_or(0));
+        let bad = match (expect.mode, t.status) {
+            (_, TableStatus::Ok) => false,
+            // Upsert keeps the target's other rows: at least the source's must be there.
+            (LoadMode::Upsert, TableStatus::RowsDiffer) => dst < src,
+            (LoadMode::Upsert, TableStatus::ChecksumDiffers) => false,
+            _ => true,
+        };
+        if bad {
+            problems.push(match t.status {
+                TableStatus::OnlyLeft => format!("{name}: missing on {target}"),
+                TableStatus::ChecksumDiffers => {
+                    format!("{name}: same {src} rows but different contents (checksums)")
+                }
+                _ => format!("{name}: {src} rows in the source, {dst} on {target}"),
+            });
+        }
+    }
+    if expect.alembic {
+        problems.extend(
+            comparison
+                .alembic
+                .findings
+                .iter()
+                .map(|f| format!("Alembic: {f}")),
+        );
+    }
+    problems.extend(
+        comparison
+            .orphans
+            .iter()
+            .filter(|o| o.side == target)
+            .map(|o| o.to_string()),
+    );
+    problems.extend(
+        comparison
+            .sequences
+            .iter()
+            .filter(|s| s.side == target)
+            .map(|s| s.to_string()),
+    );
+    if !expect.selection.partial {
+        warnings.extend(
+            comparison
+                .schema_differences
+                .iter()
+                .map(|d| format!("schema: {d}")),
+        );
+    }
+    CopyCheck {
+        comparison,
+        problems,
+        warnings,
+    }
+}
+
+/// The table that a failed load was at, when the failure says.
+pub fn failed_table(err: &anyhow::Error) -> Option<QualifiedName> {
+    err.chain()
+        .find_map(|c| c.downcast_ref::<LoadFailure>())
+        .and_then(|f| f.table.clone())
+}

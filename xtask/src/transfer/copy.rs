@@ -1,0 +1,216 @@
+//! One database's data copy, once its target schema is ready: pg_dump's data stream relayed into
+//! psql in one transaction that asserts every table's row count before COMMIT (or, into a staging
+//! database, a parallel load: see `parallel`), and `--schema source`'s schema copy.
+
+use std::{collections::BTreeSet, path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+
+use super::{
+    driver::Run,
+    load::{LoadMode, LoadShaper, TargetSchema},
+    progress::ProgressDisplay,
+    selection::{data_dump_args, Selection},
+    source::SourceRead,
+    LoadLogs,
+};
+use crate::{
+    config::{Database, DbUrl, Side},
+    pg::{
+        client,
+        ident::QualifiedName,
+        stream::{self, StartedDump, StreamProgress},
+        PgTools, Tool,
+    },
+};
+
+/// Starts the pg_dump of the selection's data (in the source's snapshot) for a later
+/// [`CopyStep::load`], so that its start-up overlaps the target's preparation.
+pub fn start_data_dump(
+    tools: &PgTools,
+    source: &SourceRead,
+    source_side: Side,
+    selection: &Selection,
+    logs: &LoadLogs,
+) -> Result<StartedDump> {
+    let args = data_dump_args(source, selection);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
+    StartedDump::start(&dump, &logs.dump)
+}
+
+/// `--schema source`: the source's schema (`pg_dump --schema-only` in its snapshot) into the
+/// target, in one transaction; each side's stderr goes next to the data logs.
+pub fn copy_schema(
+    tools: &PgTools,
+    source: &SourceRead,
+    source_side: Side,
+    target: &DbUrl,
+    target_side: Side,
+    logs: &LoadLogs,
+) -> Result<()> {
+    let snapshot = format!("--snapshot={}", source.snapshot);
+    let dump = tools.command(
+        Tool::PgDump,
+        source_side,
+        &source.endpoint.url,
+        &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
+    );
+    let load = tools.command(
+        Tool::Psql,
+        target_side,
+        target,
+        &["--quiet", "--single-transaction"],
+    );
+    let schema_log = |path: &Path| path.with_extension("schema.log");
+    PgTools::pipe(
+        &dump,
+        &load,
+        &schema_log(&logs.dump),
+        &schema_log(&logs.load),
+    )
+}
+
+/// One database's copy, once its target schema is ready: the load, then its verification. Both
+/// commands run the same two steps; only the direction (sides) and the mode differ.
+pub struct CopyStep<'a> {
+    pub db: Database,
+    pub source: &'a SourceRead,
+    pub source_side: Side,
+    pub target: &'a DbUrl,
+    pub target_side: Side,
+    pub selection: &'a Selection,
+    /// The Alembic heads the source was checked against (`--schema migrations`), else empty.
+    pub heads: &'a [String],
+    pub logs: &'a LoadLogs,
+    pub mode: LoadMode,
+    /// The target is a staging database this command built and nobody else uses: its secondary
+    /// indexes are built after the data, and with `--jobs` its tables load on several
+    /// connections (a failure discards the whole database, so no single transaction is needed).
+    pub staging: bool,
+}
+
+impl CopyStep<'_> {
+    /// Streams the data in one transaction that asserts every table's row count before COMMIT.
+    /// `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
+    /// load starts its own dumps and stops this one).
+    pub fn load(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
+        let (ctx, tools, copy) = (run.ctx, run.tools, run.copy);
+        let label = self.db.label();
+        let jobs = usize::from(copy.jobs);
+        let parallel = self.staging && jobs > 1 && self.mode == LoadMode::Replace;
+        // One stream: its pg_dump starts now (if the caller has not started it), to start up
+        // while the target's schema is read.
+        let dump = match (parallel, early) {
+            (true, _) => None,
+            (false, Some(dump)) => Some(dump),
+            (false, None) => Some(start_data_dump(
+                tools,
+                self.source,
+                self.source_side,
+                self.selection,
+                self.logs,
+            )?),
+        };
+        let mut shaper = ctx.block_on(prepare_load(
+            self.target,
+            ctx.timeout(),
+            self.mode,
+            self.selection,
+            self.staging,
+        ))?;
+        if self.staging {
+            shaper.rebuild_indexes();
+        }
+        shaper.expect_rows(
+            self.selection
+                .tables
+                .iter()
+                .map(|t| (t.clone(), self.source.rows(t)))
+                .collect(),
+        );
+        let (loaded, how) = if parallel {
+            let loaded = self.load_parallel(run, &mut shaper, jobs)?;
+            (loaded, format!("on {jobs} connections"))
+        } else {
+            let progress = StreamProgress::default();
+            self.load_stream(
+                run,
+                dump.expect("one stream has its pg_dump"),
+                &mut shaper,
+                &progress,
+            )?;
+            (progress.snapshot(), "in one transaction".to_string())
+        };
+        crate::interrupt::check("the data load")?;
+        ctx.say(format!(
+            "{label}: {} tables, {} rows loaded by COPY {how} (log: {})",
+            loaded.len(),
+            loaded.iter().map(|t| t.rows).sum::<u64>(),
+            self.logs.load.display()
+        ));
+        Ok(())
+    }
+
+    /// Streams the selection's data from the source into the target in one transaction, from
+    /// `dump` (see [`start_data_dump`]).
+    fn load_stream(
+        &self,
+        run: &Run,
+        dump: StartedDump,
+        shaper: &mut LoadShaper,
+        progress: &StreamProgress,
+    ) -> Result<()> {
+        let load = run
+            .tools
+            .command(Tool::Psql, self.target_side, self.target, &["--quiet"]);
+        let _display = run.ctx.out.progress_wanted().then(|| {
+            ProgressDisplay::start(
+                self.db.label(),
+                self.source,
+                self.selection,
+                vec![progress.clone()],
+            )
+        });
+        stream::relay_started(dump, &load, shaper, &self.logs.load, progress, None)
+    }
+}
+
+/// Reads the target schema that a load needs, and builds the load's SQL. Into a `staging`
+/// database (this command's own, just built), only the tables that hold rows (put there by a
+/// migration) are truncated: a TRUNCATE of an empty one would only create new files. Should rows
+/// appear in between, the row counts asserted before COMMIT fail the load.
+pub async fn prepare_load(
+    target_url: &DbUrl,
+    timeout: Duration,
+    mode: LoadMode,
+    selection: &Selection,
+    staging: bool,
+) -> Result<LoadShaper> {
+    let conn = client::connect(target_url, timeout).await?;
+    let schema = TargetSchema::read(&conn, target_url).await?;
+    let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
+    if staging && mode == LoadMode::Replace && !selection.tables.is_empty() {
+        let tables: Vec<&QualifiedName> = selection.tables.iter().collect();
+        let probes: Vec<String> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("SELECT {i} WHERE EXISTS (SELECT 1 FROM {})", t.sql()))
+            .collect();
+        let rows = conn
+            .simple_query(&probes.join(" UNION ALL "))
+            .await
+            .with_context(|| format!("finding the tables that hold rows in {target_url}"))?;
+        let holding: BTreeSet<QualifiedName> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+                _ => None,
+            })
+            .filter_map(|i| i.parse::<usize>().ok())
+            .filter_map(|i| tables.get(i).map(|t| (*t).clone()))
+            .collect();
+        shaper.truncate_only(holding);
+    }
+    Ok(shaper)
+}

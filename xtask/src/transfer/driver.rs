@@ -1,0 +1,331 @@
+//! The one run of `db-pull` and `db-push`, step by step in one order: each source checked and
+//! read (the same-database check, then the command's own checks of each target, then each
+//! database's preflight, before anything is touched), the plan, `--dry-run`'s exit, the
+//! confirmation, the backups, the copies (each verified), and on any failure or Ctrl-C what state
+//! each database is in. A command is a [`Transfer`]: it supplies only what differs between a pull
+//! and a push.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{
+    backup::{self, Backup},
+    human_bytes,
+    source::SourceRead,
+    CopyArgs, LoadLogs, Selection,
+};
+use crate::{
+    config::{Config, Database, DbUrl, Side},
+    confirm::confirm_destructive,
+    ctx::Ctx,
+    exit::{Interrupted, UsageError},
+    interrupt,
+    pg::PgTools,
+};
+
+/// What one run works with, fixed for the run.
+pub struct Run<'a> {
+    pub ctx: &'a Ctx,
+    pub tools: &'a PgTools,
+    pub copy: &'a CopyArgs,
+    /// `db-pull` or `db-push`: in the lock's name, the logs' and backups' names, the messages.
+    pub command: &'static str,
+    /// The time in the names of this run's backups and logs.
+    pub stamp: String,
+}
+
+/// One database's copy as it goes: what both commands track, and the command's own state.
+pub struct Job<T> {
+    pub db: Database,
+    pub source: SourceRead,
+    pub target: DbUrl,
+    pub selection: Selection,
+    /// The Alembic heads the source was checked against (`--schema migrations`), else empty.
+    pub heads: Vec<String>,
+    pub logs: LoadLogs,
+    pub backup: Option<Backup>,
+    /// The verification's summary, once the copy matched the source's snapshot.
+    pub verified: Option<String>,
+    pub warnings: Vec<String>,
+    pub own: T,
+}
+
+impl<T> Job<T> {
+    /// A job whose source was read and checked (`source::read_source`).
+    pub fn new(
+        run: &Run,
+        db: Database,
+        target: DbUrl,
+        (source, heads, selection): (SourceRead, Vec<String>, Selection),
+        own: T,
+    ) -> Job<T> {
+        Job {
+            db,
+            logs: LoadLogs::new(&backup::logs_dir(), run.command, db, &run.stamp),
+            source,
+            target,
+            selection,
+            heads,
+            backup: None,
+            verified: None,
+            warnings: Vec::new(),
+            own,
+        }
+    }
+
+    /// The rows copied: the source's exact counts of the selected tables.
+    pub fn rows(&self) -> i64 {
+        self.selection
+            .tables
+            .iter()
+            .map(|t| self.source.rows(t))
+            .sum()
+    }
+
+    fn report<R>(&self, reported: R) -> JobReport<'_, R> {
+        JobReport {
+            database: self.db,
+            source: self.source.endpoint.url.to_string(),
+            target: self.target.to_string(),
+            tables: self.selection.tables.len(),
+            rows: self.rows(),
+            backup: &self.backup,
+            logs: &self.logs,
+            verified: &self.verified,
+            warnings: &self.warnings,
+            reported,
+        }
+    }
+}
+
+/// One database's part of the `--json` document: what every copy reports, and the command's own
+/// fields (`Transfer::reported`).
+#[derive(Serialize)]
+pub struct JobReport<'a, R> {
+    database: Database,
+    source: String,
+    target: String,
+    tables: usize,
+    rows: i64,
+    backup: &'a Option<Backup>,
+    logs: &'a LoadLogs,
+    verified: &'a Option<String>,
+    warnings: &'a [String],
+    #[serde(flatten)]
+    reported: R,
+}
+
+/// What a pull or a push does differently. The driver calls these in its one order.
+pub trait Transfer {
+    /// The command's own state of one database (locks, the target as it was, ...).
+    type Own;
+    /// The command's own fields in a database's part of the `--json` document.
+    type Reported: Serialize;
+    /// `db-pull` or `db-push`.
+    const COMMAND: &'static str;
+    const SOURCE: Side;
+    const TARGET: Side;
+    /// How the backup's line names the target's database: before its name.
+    const BACKUP_OF: &'static str;
+
+    fn copy_args(&self) -> &CopyArgs;
+
+    /// A check of a target's URL before anything is read (db-push: the protected hosts).
+    fn check_target(&self, _config: &Config, _target: &DbUrl) -> Result<()> {
+        Ok(())
+    }
+
+    /// Locks the target, reads and checks the source and the target; touches nothing.
+    fn preflight_one(
+        &self,
+        run: &Run,
+        db: Database,
+        source: DbUrl,
+        target: DbUrl,
+    ) -> Result<Job<Self::Own>>;
+
+    fn plan_text(&self, job: &Job<Self::Own>) -> String;
+
+    /// What the confirmation asks to do, or `None` when it was confirmed before the preflight.
+    fn action(&self, job: &Job<Self::Own>) -> Option<String>;
+
+    /// Whether there is something to back up (a pull into a new database has nothing).
+    fn has_backup_to_take(&self, _job: &Job<Self::Own>) -> bool {
+        true
+    }
+
+    /// One database's copy, verified.
+    fn copy_one(&self, run: &Run, job: &mut Job<Self::Own>) -> Result<()>;
+
+    /// Once every copy is verified (db-pull: the staging databases are swapped in).
+    fn commit(&self, _run: &Run, _jobs: &mut [Job<Self::Own>]) -> Result<()> {
+        Ok(())
+    }
+
+    /// After a failure, undoes what can be undone (db-pull: drops the staging databases).
+    fn clean_up(&self, _run: &Run, _jobs: &mut [Job<Self::Own>]) {}
+
+    /// The line that says what state a database is in after a failure.
+    fn state_after_failure(&self, job: &Job<Self::Own>) -> String;
+
+    /// Lines after the databases' (what the clean-up could not undo).
+    fn leftovers(&self, _jobs: &[Job<Self::Own>]) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn reported(&self, job: &Job<Self::Own>) -> Self::Reported;
+
+    /// The result line of a database on stdout (without `--json`).
+    fn done_line(&self, job: &Job<Self::Own>) -> String;
+}
+
+/// Runs `transfer` for every database of the configuration.
+pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
+    interrupt::install();
+    let config = ctx.config()?;
+    let copy = transfer.copy_args();
+
+    // 1. Preflight: nothing on a target is touched until every source is read and checked.
+    let mut endpoints = Vec::new();
+    for db in config.databases() {
+        let source = config.require_url(T::SOURCE, db)?.clone();
+        let target = config.require_url(T::TARGET, db)?.clone();
+        if source.same_database(&target) {
+            return Err(UsageError::new(same_database(
+                T::COMMAND,
+                T::SOURCE,
+                T::TARGET,
+                db,
+                &target,
+            ))
+            .into());
+        }
+        transfer.check_target(config, &target)?;
+        endpoints.push((db, source, target));
+    }
+    let run = Run {
+        ctx,
+        tools: ctx.tools()?,
+        copy,
+        command: T::COMMAND,
+        stamp: backup::timestamp(),
+    };
+    let mut jobs = Vec::new();
+    for (db, source, target) in endpoints {
+        jobs.push(transfer.preflight_one(&run, db, source, target)?);
+    }
+
+    // 2. The plan, and confirmation.
+    for job in &jobs {
+        ctx.say(transfer.plan_text(job));
+    }
+    if copy.dry_run {
+        ctx.say("dry run: nothing was changed");
+        return finish(ctx, transfer, &jobs, true);
+    }
+    for job in &jobs {
+        if let Some(action) = transfer.action(job) {
+            confirm_destructive(&action, job.target.dbname(), config.yes)?;
+        }
+    }
+
+    // 3. Backups.
+    if !copy.no_backup {
+        for job in jobs.iter_mut().filter(|j| transfer.has_backup_to_take(j)) {
+            interrupt::check("the backups (nothing was changed)")?;
+            let b = backup::take_first(
+                run.tools,
+                T::COMMAND,
+                T::TARGET,
+                job.db,
+                &job.target,
+                &run.stamp,
+            )?;
+            ctx.say(format!(
+                "{}: backup of {}{} written to {} ({})",
+                job.db.label(),
+                T::BACKUP_OF,
+                job.target.dbname(),
+                b.path.display(),
+                human_bytes(b.bytes as i64)
+            ));
+            job.backup = Some(b);
+        }
+    }
+
+    // 4. The copies, each verified; then the command's commit.
+    let copied = jobs
+        .iter_mut()
+        .try_for_each(|job| transfer.copy_one(&run, job))
+        .and_then(|()| transfer.commit(&run, &mut jobs));
+    if let Err(e) = copied {
+        transfer.clean_up(&run, &mut jobs);
+        let mut lines: Vec<String> = jobs
+            .iter()
+            .map(|j| transfer.state_after_failure(j))
+            .collect();
+        lines.extend(transfer.leftovers(&jobs));
+        let interrupted = interrupt::interrupted();
+        let state = failure_state(T::COMMAND, lines, interrupted);
+        if interrupted {
+            return Err(Interrupted(format!("{} interrupted: {e:#}\n{state}", T::COMMAND)).into());
+        }
+        return Err(e.context(format!("{} failed\n{state}", T::COMMAND)));
+    }
+    finish(ctx, transfer, &jobs, false)
+}
+
+/// The usage error of a source and a target that are one database.
+fn same_database(
+    command: &str,
+    source: Side,
+    target_side: Side,
+    db: Database,
+    target: &DbUrl,
+) -> String {
+    format!(
+        "the {} and {} {} URLs are the same database ({target}): a {} would replace it with itself",
+        source.label(),
+        target_side.label(),
+        db.label(),
+        command.trim_start_matches("db-")
+    )
+}
+
+/// The state lines of a failed run, and how to finish it.
+fn failure_state(command: &str, mut lines: Vec<String>, interrupted: bool) -> String {
+    if interrupted {
+        lines.push(format!("  to finish: run the same {command} again"));
+    } else {
+        // The cause follows this line in the error chain (`what failed: ...`).
+        lines.push(format!(
+            "  to finish: fix what failed, then run the same {command} again"
+        ));
+        lines.push("  what failed".to_string());
+    }
+    lines.join("\n")
+}
+
+/// The result: the `--json` document, or one line per database (none for a dry run).
+fn finish<T: Transfer>(ctx: &Ctx, transfer: &T, jobs: &[Job<T::Own>], dry_run: bool) -> Result<()> {
+    if ctx.out.json {
+        let doc = serde_json::json!({
+            "command": T::COMMAND,
+            "ok": true,
+            "dry_run": dry_run,
+            "databases": jobs
+                .iter()
+                .map(|j| j.report(transfer.reported(j)))
+                .collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if !dry_run {
+        for job in jobs {
+            println!("{}", transfer.done_line(job));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

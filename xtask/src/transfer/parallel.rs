@@ -1,0 +1,147 @@
+//! A full pull's load into its staging database on several connections (`--jobs N`): each job
+//! relays its own tables in the source's one snapshot, then the secondary indexes are built spread
+//! over the connections and one last transaction re-adds the foreign keys and checks the counts.
+
+use anyhow::{anyhow, Context, Result};
+
+use super::{
+    copy::CopyStep,
+    driver::Run,
+    load::LoadShaper,
+    progress::ProgressDisplay,
+    selection::{dump_args, split_jobs},
+};
+use crate::pg::{
+    client,
+    ident::QualifiedName,
+    stream::{self, StreamProgress},
+    Tool,
+};
+
+impl CopyStep<'_> {
+    /// A staging database loaded by `jobs` relays at once, each with its own tables in the same
+    /// snapshot: the set-up (foreign keys and secondary indexes off, triggers disabled) commits
+    /// first, the relays commit each their own tables, the indexes are built on `jobs`
+    /// connections, and the last transaction re-adds the foreign keys (validating every row),
+    /// asserts every row count and restores the triggers. Any failure fails the load; the caller
+    /// discards the staging database.
+    pub(super) fn load_parallel(
+        &self,
+        run: &Run,
+        shaper: &mut LoadShaper,
+        jobs: usize,
+    ) -> Result<Vec<stream::TableProgress>> {
+        use stream::Shaper as _;
+        // The jobs' threads get the tools and the runtime, never the Ctx (not Sync).
+        let (rt, tools) = (&run.ctx.rt, run.tools);
+        let timeout = run.ctx.timeout();
+        let target = self.target;
+        let setup = shaper.prologue();
+        rt.block_on(async {
+            let conn = client::connect(target, timeout).await?;
+            conn.batch_execute(&format!("BEGIN;\n{setup}COMMIT;"))
+                .await
+                .with_context(|| format!("preparing {target} for a parallel load"))
+        })?;
+
+        let parts = split_jobs(&self.selection.tables, &self.source.sizes, jobs);
+        let group = stream::JobGroup::default();
+        let progress: Vec<StreamProgress> =
+            parts.iter().map(|_| StreamProgress::default()).collect();
+        let _display = run.ctx.out.progress_wanted().then(|| {
+            ProgressDisplay::start(
+                self.db.label(),
+                self.source,
+                self.selection,
+                progress.clone(),
+            )
+        });
+        let results: Vec<(Result<()>, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .iter()
+                .enumerate()
+                .map(|(i, tables)| {
+                    let (group, progress) = (&group, &progress[i]);
+                    s.spawn(move || {
+                        // Job 0 also sets every sequence; owned ones may come twice (same value).
+                        let mut only: Vec<&QualifiedName> = tables.iter().collect();
+                        if i == 0 {
+                            only.extend(&self.source.sequences);
+                        }
+                        let args = dump_args(self.source, Some(&only));
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let dump = tools.command(
+                            Tool::PgDump,
+                            self.source_side,
+                            &self.source.endpoint.url,
+                            &args,
+                        );
+                        // The job's number makes each psql's command line its own: a tool in a
+                        // container is found (to be stopped) by its command line.
+                        let job = format!("--variable=XTASK_JOB={i}");
+                        let load =
+                            tools.command(Tool::Psql, self.target_side, target, &["--quiet", &job]);
+                        let logs = self.logs.job(i);
+                        let result = stream::relay(
+                            &dump,
+                            &load,
+                            &mut stream::DataOnly,
+                            &logs.dump,
+                            &logs.load,
+                            progress,
+                            Some(group),
+                        );
+                        // The job whose failure stops the others is the cause to report.
+                        let cause = result.is_err() && group.cancel();
+                        (result, cause)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| (Err(anyhow!("a load job panicked")), true))
+                })
+                .collect()
+        });
+        // The job that failed first, not one stopped because another had failed.
+        let mut errors: Vec<(anyhow::Error, bool)> = results
+            .into_iter()
+            .filter_map(|(r, cause)| r.err().map(|e| (e, cause)))
+            .collect();
+        if !errors.is_empty() {
+            let first = errors.iter().position(|(_, cause)| *cause).unwrap_or(0);
+            return Err(errors.swap_remove(first).0);
+        }
+        crate::interrupt::check("the data load")?;
+
+        // Secondary indexes: the biggest tables' first, spread over the connections.
+        let mut builds = shaper.index_builds();
+        builds.sort_by_key(|(t, _)| std::cmp::Reverse(self.source.sizes.get(t).copied()));
+        let mut lanes: Vec<Vec<String>> = vec![Vec::new(); jobs.min(builds.len()).max(1)];
+        for (i, (_, sql)) in builds.into_iter().enumerate() {
+            let n = lanes.len();
+            lanes[i % n].push(sql);
+        }
+        let constraints = shaper.constraints();
+        rt.block_on(async {
+            futures_util::future::try_join_all(lanes.iter().filter(|l| !l.is_empty()).map(
+                |lane| async move {
+                    let conn = client::connect(target, timeout).await?;
+                    conn.batch_execute(&lane.join("\n"))
+                        .await
+                        .with_context(|| format!("building indexes in {target}"))
+                },
+            ))
+            .await?;
+            let conn = client::connect(target, timeout).await?;
+            conn.batch_execute(&format!("BEGIN;\n{constraints}COMMIT;"))
+                .await
+                .with_context(|| {
+                    format!("checking {target} after the parallel load (foreign keys, row counts)")
+                })
+        })?;
+        Ok(progress.iter().flat_map(StreamProgress::snapshot).collect())
+    }
+}

@@ -1,0 +1,196 @@
+//! The target's side of a load, read from its catalog before the load starts: the foreign keys,
+//! indexes and triggers around the loaded tables, their primary keys, and the sequences they own.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use tokio_postgres::Client;
+
+use crate::config::DbUrl;
+use crate::pg::ident::QualifiedName;
+
+#[derive(Clone, Debug)]
+pub struct ForeignKeyDef {
+    pub table: QualifiedName,
+    pub name: String,
+    pub parent: QualifiedName,
+    /// `pg_get_constraintdef`, schema-qualified (read with an empty search_path).
+    pub definition: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct TriggerDef {
+    pub table: QualifiedName,
+    pub name: String,
+    /// pg_trigger.tgenabled: O (origin), A (always), R (replica).
+    pub enabled: char,
+}
+
+#[derive(Clone, Debug)]
+pub struct SequenceDef {
+    pub sequence: QualifiedName,
+    pub table: QualifiedName,
+    pub column: String,
+}
+
+/// An index that backs no constraint: it may be dropped before a load and built after it.
+#[derive(Clone, Debug)]
+pub struct IndexDef {
+    pub table: QualifiedName,
+    pub name: QualifiedName,
+    /// `pg_get_indexdef`, schema-qualified (read with an empty search_path).
+    pub definition: String,
+}
+
+/// The target's side of a load, read before it starts.
+#[derive(Clone, Debug, Default)]
+pub struct TargetSchema {
+    pub foreign_keys: Vec<ForeignKeyDef>,
+    pub indexes: Vec<IndexDef>,
+    pub triggers: Vec<TriggerDef>,
+    pub primary_keys: BTreeMap<QualifiedName, Vec<String>>,
+    pub sequences: Vec<SequenceDef>,
+    pub tables: BTreeSet<QualifiedName>,
+}
+
+const FOREIGN_KEYS_SQL: &str = "\
+SELECT cn.nspname, c.relname, k.conname, pn.nspname, p.relname, pg_catalog.pg_get_constraintdef(k.oid)
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
+WHERE k.contype = 'f' AND k.conparentid = 0
+ORDER BY 1, 2, 3";
+
+const TRIGGERS_SQL: &str = "\
+SELECT n.nspname, c.relname, t.tgname, t.tgenabled::text
+FROM pg_catalog.pg_trigger t
+JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled <> 'D'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 3";
+
+const PRIMARY_KEYS_SQL: &str = "\
+SELECT n.nspname, c.relname,
+       array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisprimary
+GROUP BY 1, 2";
+
+const SEQUENCES_SQL: &str = "\
+SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname::text
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+JOIN pg_catalog.pg_sequence q ON q.seqrelid = s.oid
+WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+  AND d.deptype IN ('a', 'i') AND q.seqincrement > 0";
+
+// Indexes of plain tables that no constraint uses (primary keys, unique constraints and the unique
+// indexes that foreign keys reference stay), and that are not a partition's part of a parent index.
+const INDEXES_SQL: &str = "\
+SELECT n.nspname, c.relname, i.relname, pg_catalog.pg_get_indexdef(x.indexrelid)
+FROM pg_catalog.pg_index x
+JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND x.indisvalid
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = x.indexrelid)
+ORDER BY 1, 2, 3";
+
+const TABLES_SQL: &str = "\
+SELECT n.nspname, c.relname
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+fn name(row: &tokio_postgres::Row, schema: usize, table: usize) -> QualifiedName {
+    QualifiedName::new(row.get::<_, String>(schema), row.get::<_, String>(table))
+}
+
+impl TargetSchema {
+    /// Reads the target's foreign keys, triggers, primary keys and owned sequences.
+    pub async fn read(client: &Client, url: &DbUrl) -> Result<TargetSchema> {
+        // An empty search_path makes pg_get_constraintdef qualify every referenced table.
+        client
+            .batch_execute("SET search_path = ''")
+            .await
+            .with_context(|| format!("setting up the session on {url}"))?;
+        let ctx = |what: &str| format!("reading the {what} of {url}");
+        let fks = client
+            .query(FOREIGN_KEYS_SQL, &[])
+            .await
+            .with_context(|| ctx("foreign keys"))?;
+        let triggers = client
+            .query(TRIGGERS_SQL, &[])
+            .await
+            .with_context(|| ctx("triggers"))?;
+        let pks = client
+            .query(PRIMARY_KEYS_SQL, &[])
+            .await
+            .with_context(|| ctx("primary keys"))?;
+        let seqs = client
+            .query(SEQUENCES_SQL, &[])
+            .await
+            .with_context(|| ctx("sequences"))?;
+        let tables = client
+            .query(TABLES_SQL, &[])
+            .await
+            .with_context(|| ctx("tables"))?;
+        let indexes = client
+            .query(INDEXES_SQL, &[])
+            .await
+            .with_context(|| ctx("indexes"))?;
+        Ok(TargetSchema {
+            indexes: indexes
+                .iter()
+                .map(|r| IndexDef {
+                    table: name(r, 0, 1),
+                    name: name(r, 0, 2),
+                    definition: r.get(3),
+                })
+                .collect(),
+            foreign_keys: fks
+                .iter()
+                .map(|r| ForeignKeyDef {
+                    table: name(r, 0, 1),
+                    name: r.get(2),
+                    parent: name(r, 3, 4),
+                    definition: r.get(5),
+                })
+                .collect(),
+            triggers: triggers
+                .iter()
+                .map(|r| TriggerDef {
+                    table: name(r, 0, 1),
+                    name: r.get(2),
+                    enabled: r.get::<_, String>(3).chars().next().unwrap_or('O'),
+                })
+                .collect(),
+            primary_keys: pks
+                .iter()
+                .map(|r| (name(r, 0, 1), r.get::<_, Vec<String>>(2)))
+                .collect(),
+            sequences: seqs
+                .iter()
+                .map(|r| SequenceDef {
+                    sequence: name(r, 0, 1),
+                    table: name(r, 2, 3),
+                    column: r.get(4),
+                })
+                .collect(),
+            tables: tables.iter().map(|r| name(r, 0, 1)).collect(),
+        })
+    }
+}
