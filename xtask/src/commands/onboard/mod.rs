@@ -308,9 +308,7 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
             tables: Vec::new(),
             exclude_tables: Vec::new(),
             checksums: false,
-            timeout: None,
             jobs: 1,
-            show_progress: false,
         },
         terminate_connections: false,
     }
