@@ -330,7 +330,7 @@ pub fn render_comparison(c: &DatabaseComparison) -> String {
 
     let a = &c.alembic;
     let revision = |side: &str, s: &super::AlembicSide| {
-        let revs = super::revisions_text(&s.revisions);
+        let revs = super::alembic::revisions_text(&s.revisions);
         let state = match s.at_head {
             Some(true) => " (at head)",
             Some(false) => " (not at head)",
@@ -339,7 +339,9 @@ pub fn render_comparison(c: &DatabaseComparison) -> String {
         format!("{side} {revs}{state}")
     };
     let config = match (&a.config, &a.heads) {
-        (Some(cfg), Some(heads)) => format!(" ({cfg}, head {})", super::revisions_text(heads)),
+        (Some(cfg), Some(heads)) => {
+            format!(" ({cfg}, head {})", super::alembic::revisions_text(heads))
+        }
         (Some(cfg), None) => format!(" ({cfg}, heads unknown)"),
         _ => String::new(),
     };
