@@ -25,7 +25,16 @@ use crate::{
     ctx::Ctx,
     exit::Differences,
     pg::client,
+    runtime::Runtime,
 };
+
+/// How the databases are read: on the command's runtime, each connection waiting at most
+/// `timeout` for its server.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    rt: &'a Runtime,
+    timeout: Duration,
+}
 
 #[derive(Args, Debug)]
 pub struct AlembicStatus {
@@ -124,7 +133,10 @@ impl AlembicStatus {
         } else {
             vec![Database::Core, Database::Ai]
         };
-        let timeout = ctx.timeout();
+        let reader = Reader {
+            rt: &ctx.rt,
+            timeout: ctx.timeout(),
+        };
         let backend = backend_dir();
         if !args.json && std::io::stderr().is_terminal() {
             eprintln!(
@@ -142,7 +154,7 @@ impl AlembicStatus {
                 .iter()
                 .map(|&db| {
                     let backend = backend.as_path();
-                    s.spawn(move || config_status(db, config, backend, timeout))
+                    s.spawn(move || config_status(db, config, backend, reader))
                 })
                 .collect();
             tasks
@@ -212,7 +224,7 @@ fn config_status(
     db: Database,
     config: Option<&Config>,
     backend: &Path,
-    timeout: Duration,
+    reader: Reader,
 ) -> ConfigStatus {
     let alembic = AlembicConfig::of(db);
     let mut status = ConfigStatus {
@@ -263,7 +275,7 @@ fn config_status(
             db,
             graph.as_ref(),
             &status.heads,
-            timeout,
+            reader,
         ));
     }
     status
@@ -275,7 +287,7 @@ fn database_status(
     db: Database,
     graph: Option<&RevisionGraph>,
     heads: &[String],
-    timeout: Duration,
+    reader: Reader,
 ) -> DatabaseStatus {
     let mut status = DatabaseStatus {
         side,
@@ -291,11 +303,10 @@ fn database_status(
         status.error = Some(format!("no {flag} / {env}"));
         return status;
     };
-    let read = client::block_on(async {
-        let conn = client::connect(url, timeout).await?;
+    let read = reader.rt.block_on(async {
+        let conn = client::connect(url, reader.timeout).await?;
         alembic::recorded_revisions(&conn, url).await
-    })
-    .and_then(|r| r);
+    });
     let recorded = match read {
         Ok(recorded) => recorded,
         Err(e) => {
@@ -576,7 +587,10 @@ mod tests {
             Database::Ai,
             Some(&graph()),
             &["b".to_string()],
-            Duration::from_secs(1),
+            Reader {
+                rt: &Runtime::new().unwrap(),
+                timeout: Duration::from_secs(1),
+            },
         );
         assert_eq!(d.status, DbStatus::NotConfigured);
         assert!(d.ok());
