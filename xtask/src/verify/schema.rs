@@ -288,38 +288,37 @@ fn columns(d: &mut Differ, table: &QualifiedName, lt: &catalog::Table, rt: &cata
             (Some(a), Some(b)) => {
                 let nullability =
                     |c: &catalog::Column| if c.not_null { "not null" } else { "nullable" };
-                let o = &object;
-                d.field(o, Field::Type, Some(&a.data_type), Some(&b.data_type));
-                d.field(
-                    o,
-                    Field::Nullability,
-                    Some(nullability(a)),
-                    Some(nullability(b)),
-                );
-                d.field(
-                    o,
-                    Field::Default,
-                    a.default.as_deref(),
-                    b.default.as_deref(),
-                );
-                d.field(
-                    o,
-                    Field::Identity,
-                    a.identity.as_deref(),
-                    b.identity.as_deref(),
-                );
-                d.field(
-                    o,
-                    Field::GeneratedAs,
-                    a.generated.as_deref(),
-                    b.generated.as_deref(),
-                );
-                d.field(
-                    o,
-                    Field::Collation,
-                    a.collation.as_deref(),
-                    b.collation.as_deref(),
-                );
+                let fields = [
+                    (
+                        Field::Type,
+                        Some(a.data_type.as_str()),
+                        Some(b.data_type.as_str()),
+                    ),
+                    (
+                        Field::Nullability,
+                        Some(nullability(a)),
+                        Some(nullability(b)),
+                    ),
+                    (Field::Default, a.default.as_deref(), b.default.as_deref()),
+                    (
+                        Field::Identity,
+                        a.identity.as_deref(),
+                        b.identity.as_deref(),
+                    ),
+                    (
+                        Field::GeneratedAs,
+                        a.generated.as_deref(),
+                        b.generated.as_deref(),
+                    ),
+                    (
+                        Field::Collation,
+                        a.collation.as_deref(),
+                        b.collation.as_deref(),
+                    ),
+                ];
+                for (field, left, right) in fields {
+                    d.field(&object, field, left, right);
+                }
             }
             (a, b) => d.only(
                 object,

@@ -13,7 +13,6 @@ use crate::config::DbUrl;
 
 /// Phase one: the structure of the database.
 pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Result<Catalog> {
-    let ctx = |what: &str| format!("reading the {what} of {url}");
     let tables_sql = with_user_tables(TABLES_SQL);
     let columns_sql = with_user_tables(COLUMNS_SQL);
     let constraints_sql = with_user_tables(CONSTRAINTS_SQL);
@@ -39,41 +38,25 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
     let version = keep_ok(
         version
             .map_err(explain)
-            .with_context(|| ctx("server version")),
+            .with_context(|| format!("reading the server version of {url}")),
         &mut errors,
     );
-    let tables = keep_ok(
-        tables.map_err(explain).with_context(|| ctx("tables")),
-        &mut errors,
-    );
-    let columns = keep_ok(
-        columns.map_err(explain).with_context(|| ctx("columns")),
-        &mut errors,
-    );
-    let constraints = keep_ok(
-        constraints
-            .map_err(explain)
-            .with_context(|| ctx("constraints")),
-        &mut errors,
-    );
-    let indexes = keep_ok(
-        indexes.map_err(explain).with_context(|| ctx("indexes")),
-        &mut errors,
-    );
-    let extensions = keep_ok(
-        extensions
-            .map_err(explain)
-            .with_context(|| ctx("extensions")),
-        &mut errors,
-    );
-    let fks = keep_ok(
-        fks.map_err(explain).with_context(|| ctx("foreign keys")),
-        &mut errors,
-    );
-    let sequences = keep_ok(
-        sequences.map_err(explain).with_context(|| ctx("sequences")),
-        &mut errors,
-    );
+    // Every query's error is kept: the one that failed on its own is reported.
+    let mut take = |result: Result<_, tokio_postgres::Error>, what: &str| {
+        keep_ok(
+            result
+                .map_err(explain)
+                .with_context(|| format!("reading the {what} of {url}")),
+            &mut errors,
+        )
+    };
+    let tables = take(tables, "tables");
+    let columns = take(columns, "columns");
+    let constraints = take(constraints, "constraints");
+    let indexes = take(indexes, "indexes");
+    let extensions = take(extensions, "extensions");
+    let fks = take(fks, "foreign keys");
+    let sequences = take(sequences, "sequences");
     let (
         Some(version),
         Some(tables),
