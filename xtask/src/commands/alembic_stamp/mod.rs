@@ -24,9 +24,8 @@ mod stamp;
 
 use std::{io::IsTerminal, path::Path, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use xshell::Shell;
 
 use crate::{
     alembic::AlembicConfig,
@@ -34,12 +33,12 @@ use crate::{
     config::{Config, Database, DbUrl, Side},
     confirm::confirm_destructive,
     ctx::Ctx,
-    exit::{Interrupted, UsageError},
+    exit::UsageError,
     interrupt,
     runtime::Runtime,
 };
 use report::{before_text, count_problems, describe, json_database, refusal, JsonReport};
-use stamp::{single_head, Plan};
+use stamp::{check_all, Plan};
 
 /// Which Alembic config(s) a command works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -260,43 +259,6 @@ impl Target {
     }
 }
 
-/// Locks and checks every target (at once, each in its own thread) before any is stamped.
-fn check_all(run: &StampCtx, targets: Vec<Target>) -> Result<Vec<Plan>> {
-    let checked: Vec<Result<Plan>> = std::thread::scope(|s| {
-        let tasks: Vec<_> = targets
-            .into_iter()
-            .map(|target| {
-                s.spawn(move || {
-                    let sh = Shell::new().context("starting a shell")?;
-                    if run.revision == "head" {
-                        single_head(&sh, &target, run.backend)?;
-                    }
-                    Plan::prepare(&sh, run, target)
-                })
-            })
-            .collect();
-        tasks
-            .into_iter()
-            .map(|t| t.join().expect("a check thread panicked"))
-            .collect()
-    });
-    let plans = checked
-        .into_iter()
-        .collect::<Result<Vec<Plan>>>()
-        .map_err(|e| {
-            if interrupt::interrupted() {
-                interrupted_in_check(&e)
-            } else {
-                e
-            }
-        })?;
-    // With --force a check that could not run does not stop the stamp; Ctrl-C does.
-    if interrupt::interrupted() {
-        return Err(interrupted_in_check(&anyhow::anyhow!("the schema checks")));
-    }
-    Ok(plans)
-}
-
 /// The targets still to stamp (by index); those already at the revision are said and reported.
 fn skip_already_stamped(
     plans: &[Plan],
@@ -405,17 +367,6 @@ fn stamp_all(
         Some(first) => Err(first),
         None => Ok(()),
     }
-}
-
-/// Ctrl-C during the checks: nothing was stamped, and the throwaway databases were dropped
-/// (`ScratchDb`; a drop that failed has printed its own warning).
-fn interrupted_in_check(e: &anyhow::Error) -> anyhow::Error {
-    Interrupted(format!(
-        "alembic-stamp interrupted: {e:#}\n  nothing was stamped: alembic_version is as it was, \
-         and the throwaway check database is dropped (a warning above names one that could not \
-         be)\n  to finish: run the same alembic-stamp again"
-    ))
-    .into()
 }
 
 fn sorted(revisions: &[String]) -> Vec<&str> {

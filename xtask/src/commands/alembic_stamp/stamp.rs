@@ -1,5 +1,5 @@
-//! Each target locked and checked (`Plan`), then stamped: `alembic stamp`, and its
-//! `alembic_version` read back.
+//! Each target locked and checked (`Plan`; all of them before any is stamped), then stamped:
+//! `alembic stamp`, and its `alembic_version` read back.
 
 use std::path::Path;
 
@@ -12,6 +12,8 @@ use super::{sorted, StampCtx, Target};
 use crate::{
     alembic,
     config::DbUrl,
+    exit::Interrupted,
+    interrupt,
     pg::{
         client,
         lock::{self, DbLock},
@@ -108,9 +110,46 @@ impl Plan {
     }
 }
 
+/// Locks and checks every target (at once, each in its own thread) before any is stamped.
+pub(super) fn check_all(run: &StampCtx, targets: Vec<Target>) -> Result<Vec<Plan>> {
+    let checked: Vec<Result<Plan>> = std::thread::scope(|s| {
+        let tasks: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                s.spawn(move || {
+                    let sh = Shell::new().context("starting a shell")?;
+                    if run.revision == "head" {
+                        single_head(&sh, &target, run.backend)?;
+                    }
+                    Plan::prepare(&sh, run, target)
+                })
+            })
+            .collect();
+        tasks
+            .into_iter()
+            .map(|t| t.join().expect("a check thread panicked"))
+            .collect()
+    });
+    let plans = checked
+        .into_iter()
+        .collect::<Result<Vec<Plan>>>()
+        .map_err(|e| {
+            if interrupt::interrupted() {
+                interrupted_in_check(&e)
+            } else {
+                e
+            }
+        })?;
+    // With --force a check that could not run does not stop the stamp; Ctrl-C does.
+    if interrupt::interrupted() {
+        return Err(interrupted_in_check(&anyhow::anyhow!("the schema checks")));
+    }
+    Ok(plans)
+}
+
 /// `head` must name one revision: with unmerged branches it names none, and a merge revision is
 /// needed.
-pub(super) fn single_head(sh: &Shell, target: &Target, backend: &Path) -> Result<()> {
+fn single_head(sh: &Shell, target: &Target, backend: &Path) -> Result<()> {
     let heads = target.alembic.heads(sh, backend)?;
     if heads.len() > 1 {
         bail!(
@@ -130,4 +169,15 @@ pub(super) fn single_head(sh: &Shell, target: &Target, backend: &Path) -> Result
 async fn read_revisions(url: &DbUrl, timeout: std::time::Duration) -> Result<Option<Vec<String>>> {
     let conn = client::connect(url, timeout).await?;
     alembic::recorded_revisions(&conn, url).await
+}
+
+/// Ctrl-C during the checks: nothing was stamped, and the throwaway databases were dropped
+/// (`ScratchDb`; a drop that failed has printed its own warning).
+fn interrupted_in_check(e: &anyhow::Error) -> anyhow::Error {
+    Interrupted(format!(
+        "alembic-stamp interrupted: {e:#}\n  nothing was stamped: alembic_version is as it was, \
+         and the throwaway check database is dropped (a warning above names one that could not \
+         be)\n  to finish: run the same alembic-stamp again"
+    ))
+    .into()
 }
