@@ -78,10 +78,9 @@ pub(super) fn printed_differently(expected: &Snapshot, actual: &Snapshot) -> Vec
         let Some(ai) = a.indexes.get(name) else {
             continue;
         };
-        let invalid = |d: &str| d.ends_with(" (INVALID)");
         if ai.definition != ei.definition
-            && !invalid(&ai.definition)
-            && !invalid(&ei.definition)
+            && ai.valid
+            && ei.valid
             && e.tables.contains_key(&ei.table)
             && a.tables.contains_key(&ai.table)
         {

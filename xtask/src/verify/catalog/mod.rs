@@ -93,6 +93,8 @@ pub struct Index {
     pub table: QualifiedName,
     /// `pg_get_indexdef`, with ` (INVALID)` when a failed concurrent build left it unusable.
     pub definition: String,
+    /// False when a failed concurrent build left it unusable.
+    pub valid: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

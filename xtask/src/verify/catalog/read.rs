@@ -135,6 +135,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             Index {
                 table: QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
                 definition: row.get(4),
+                valid: row.get(5),
             },
         );
     }

@@ -49,7 +49,8 @@ WHERE con.contype IN ('p', 'u', 'f', 'c', 'x')"#;
 
 pub(super) const INDEXES_SQL: &str = r#"
 SELECT t.schema_name, t.table_name, n.nspname::text, i.relname::text,
-       pg_catalog.pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END
+       pg_catalog.pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' (INVALID)' END,
+       x.indisvalid
 FROM user_tables t
 JOIN pg_catalog.pg_index x ON x.indrelid = t.oid
 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
