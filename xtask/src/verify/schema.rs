@@ -221,6 +221,14 @@ impl Differ<'_> {
         }
     }
 
+    /// A constraint or an index: on one side only, or with a different definition.
+    fn definition(&mut self, object: SchemaObject, left: Option<&str>, right: Option<&str>) {
+        match (left, right) {
+            (Some(_), Some(_)) => self.field(&object, Field::Definition, left, right),
+            _ => self.only(object, left.map(str::to_string), right.map(str::to_string)),
+        }
+    }
+
     fn push(
         &mut self,
         object: SchemaObject,
@@ -336,19 +344,11 @@ fn constraints(d: &mut Differ, table: &QualifiedName, lt: &catalog::Table, rt: &
             table: table.clone(),
             name: con.clone(),
         };
-        match (lt.constraints.get(con), rt.constraints.get(con)) {
-            (Some(a), Some(b)) => d.field(
-                &object,
-                Field::Definition,
-                Some(&a.definition),
-                Some(&b.definition),
-            ),
-            (a, b) => d.only(
-                object,
-                a.map(|c| c.definition.clone()),
-                b.map(|c| c.definition.clone()),
-            ),
-        }
+        d.definition(
+            object,
+            lt.constraints.get(con).map(|c| c.definition.as_str()),
+            rt.constraints.get(con).map(|c| c.definition.as_str()),
+        );
     }
 }
 
@@ -363,20 +363,11 @@ fn indexes(d: &mut Differ, l: &Catalog, r: &Catalog) {
         if !table.is_some_and(on_both) {
             continue;
         }
-        let object = SchemaObject::Index(name.clone());
-        match (a, b) {
-            (Some(a), Some(b)) => d.field(
-                &object,
-                Field::Definition,
-                Some(&a.definition),
-                Some(&b.definition),
-            ),
-            (a, b) => d.only(
-                object,
-                a.map(|i| i.definition.clone()),
-                b.map(|i| i.definition.clone()),
-            ),
-        }
+        d.definition(
+            SchemaObject::Index(name.clone()),
+            a.map(|i| i.definition.as_str()),
+            b.map(|i| i.definition.as_str()),
+        );
     }
 }
 

@@ -41,12 +41,45 @@ pub(super) enum Finding {
     Differs,
 }
 
+/// What kind of object a problem is about: a table, or an object of a table on both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ProblemKind {
+    Table,
+    Extension,
+    Column,
+    Constraint,
+    Index,
+}
+
+impl From<ObjectKind> for ProblemKind {
+    fn from(kind: ObjectKind) -> ProblemKind {
+        match kind {
+            ObjectKind::Extension => ProblemKind::Extension,
+            ObjectKind::Column => ProblemKind::Column,
+            ObjectKind::Constraint => ProblemKind::Constraint,
+            ObjectKind::Index => ProblemKind::Index,
+        }
+    }
+}
+
+impl fmt::Display for ProblemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProblemKind::Table => "table",
+            ProblemKind::Extension => "extension",
+            ProblemKind::Column => "column",
+            ProblemKind::Constraint => "constraint",
+            ProblemKind::Index => "index",
+        })
+    }
+}
+
 /// One way in which the target's schema is not the migrations' schema at the revision.
 #[derive(Clone, Debug, Serialize)]
 pub(super) struct Problem {
     pub problem: Finding,
-    /// table | column | constraint | index | extension
-    pub kind: String,
+    pub kind: ProblemKind,
     pub object: String,
     pub detail: String,
 }
@@ -246,7 +279,7 @@ fn compare(
         };
         problems.push(Problem {
             problem,
-            kind: "table".into(),
+            kind: ProblemKind::Table,
             object: table.name().to_string(),
             detail,
         });
@@ -282,7 +315,7 @@ fn compare(
         }
         problems.push(Problem {
             problem,
-            kind: d.kind().to_string(),
+            kind: d.kind().into(),
             object: d.object.to_string(),
             detail,
         });

@@ -26,14 +26,14 @@ fn scratch_names_fit_in_63_bytes() {
 fn problems_read_as_sentences() {
     let p = Problem {
         problem: Finding::Missing,
-        kind: "table".into(),
+        kind: ProblemKind::Table,
         object: "public.pairwise_correlations".into(),
         detail: String::new(),
     };
     assert_eq!(p.to_string(), "missing table public.pairwise_correlations");
     let p = Problem {
         problem: Finding::Differs,
-        kind: "column".into(),
+        kind: ProblemKind::Column,
         object: "public.positions.notes".into(),
         detail: "type text (migrations) vs character varying(20) (local)".into(),
     };
@@ -155,6 +155,16 @@ fn differences_become_missing_different_or_extra_and_extensions_notes() {
         ]
     );
     assert_eq!(checked.revisions, ["c5"]);
+    let json = serde_json::to_value(&checked.problems[0]).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "problem": "missing",
+            "kind": "constraint",
+            "object": "public.positions.ck_notes",
+            "detail": "CHECK (notes <> '')",
+        })
+    );
     assert!(checked.already_stamped());
 }
 
