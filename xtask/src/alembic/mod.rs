@@ -16,6 +16,7 @@ use xshell::Shell;
 
 use crate::config::{Database, DbUrl};
 use crate::pg::{client, describe_status, tail_block, PreparedCommand};
+use crate::runtime::Runtime;
 
 pub use graph::{parse_revisions, RevisionGraph};
 
@@ -81,22 +82,30 @@ fn failed_migration(stderr: &str) -> (Option<String>, Option<String>) {
     (step, error)
 }
 
-/// The revisions in a database's alembic_version, read on a thread of its own (callers may or
-/// may not be inside a runtime); `None` when they cannot be read.
-fn revisions_now(url: &DbUrl) -> Option<Option<Vec<String>>> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            client::block_on(async {
-                let conn = client::connect(url, client::default_connect_timeout()).await?;
-                recorded_revisions(&conn, url).await
-            })
-            .ok()?
-            .ok()
-        })
-        .join()
-        .ok()
-        .flatten()
-    })
+/// Where a failed upgrade reads the revision the database is left at.
+#[derive(Clone, Copy)]
+enum ReadBack<'a> {
+    /// The command's runtime (the caller is a plain thread, not a runtime's).
+    On(&'a Runtime),
+    /// A runtime of its own, on a thread of its own (the caller may be inside a runtime).
+    OwnRuntime,
+}
+
+/// The revisions in a database's alembic_version; `None` when they cannot be read.
+fn revisions_now(url: &DbUrl, read: ReadBack) -> Option<Option<Vec<String>>> {
+    let revisions = || async {
+        let conn = client::connect(url, client::default_connect_timeout()).await?;
+        recorded_revisions(&conn, url).await
+    };
+    match read {
+        ReadBack::On(rt) => rt.block_on(revisions()).ok(),
+        ReadBack::OwnRuntime => std::thread::scope(|s| {
+            s.spawn(|| client::block_on(revisions()).ok()?.ok())
+                .join()
+                .ok()
+                .flatten()
+        }),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -165,8 +174,32 @@ impl AlembicConfig {
     }
 
     /// `alembic upgrade <target>`. A failure names the migration that failed, its error, and the
-    /// revision the database is at afterwards.
+    /// revision the database is at afterwards (read on a runtime of its own).
     pub fn upgrade(self, sh: &Shell, backend_dir: &Path, url: &DbUrl, target: &str) -> Result<()> {
+        self.run_upgrade(sh, backend_dir, url, target, ReadBack::OwnRuntime)
+    }
+
+    /// [`AlembicConfig::upgrade`], reading a failed upgrade's revision on the command's runtime
+    /// `rt` (the caller must not be one of its tasks).
+    pub fn upgrade_on(
+        self,
+        rt: &Runtime,
+        sh: &Shell,
+        backend_dir: &Path,
+        url: &DbUrl,
+        target: &str,
+    ) -> Result<()> {
+        self.run_upgrade(sh, backend_dir, url, target, ReadBack::On(rt))
+    }
+
+    fn run_upgrade(
+        self,
+        sh: &Shell,
+        backend_dir: &Path,
+        url: &DbUrl,
+        target: &str,
+        read_back: ReadBack,
+    ) -> Result<()> {
         let what = format!("`alembic -c {} upgrade {target}` on {url}", self.ini());
         require_uv().with_context(|| what.clone())?;
         let cmd = self.command(backend_dir, Some(url), &["upgrade", target]);
@@ -200,7 +233,7 @@ impl AlembicConfig {
         } else {
             ""
         };
-        let now = match revisions_now(url) {
+        let now = match revisions_now(url, read_back) {
             Some(Some(revs)) if !revs.is_empty() => format!(
                 "; {rolled_back}the database is at revision {} now",
                 revs.join(", ")
