@@ -1,7 +1,7 @@
 //! What this repo's migrations produce, remembered by their content, so that the everyday commands
-//! do not start Python for an answer they already had. Starting Alembic costs about a second
-//! (importing SQLAlchemy): `alembic heads` in every db-pull and db-verify, and `alembic upgrade
-//! head` into every staging database, were most of a small pull's time.
+//! do not start Python for an answer they already had. Starting Alembic is slow (it imports
+//! SQLAlchemy), and `alembic heads` in every db-pull and db-verify, and `alembic upgrade head`
+//! into every staging database, would pay for it each time.
 //!
 //! The key is a fingerprint of everything that decides the answer: the config's `.ini`, every file
 //! under its `script_location` (env.py, the versions), `migration_env.py` and `uv.lock` (the
@@ -141,8 +141,8 @@ pub fn heads(config: AlembicConfig, sh: &Shell, backend: &Path) -> Result<Vec<St
         }
     }
     let heads = config.heads(sh, backend)?;
-    // Best effort: a cache that cannot be written only costs the next run a second. Written to a
-    // temporary name and renamed, so a reader never sees half a file.
+    // Best effort: a cache that cannot be written only makes the next run ask Alembic again.
+    // Written to a temporary name and renamed, so a reader never sees half a file.
     let _ = std::fs::create_dir_all(cache_dir()).and_then(|()| {
         let tmp = file.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, heads.join("\n"))?;

@@ -205,6 +205,21 @@ fn schema_differences_are_named_by_object_and_side() {
     );
     assert_eq!(c.schema_differences[1].left.as_deref(), Some("integer"));
     assert_eq!(c.schema_differences[1].right.as_deref(), Some("bigint"));
+    // Typed: which object, what of it, and both values; the text above is made from them.
+    assert_eq!(
+        c.schema_differences[1].object,
+        SchemaObject::Column {
+            table: QualifiedName::new("public", "users"),
+            column: "Order".into(),
+        }
+    );
+    assert_eq!(c.schema_differences[1].change, Change::Field(Field::Type));
+    assert_eq!(c.schema_differences[0].change, Change::OnlyRight);
+    assert_eq!(c.schema_differences[3].change, Change::OnlyLeft);
+    assert_eq!(c.schema_differences[3].kind(), ObjectKind::Constraint);
+    let json: serde_json::Value = serde_json::to_value(&c.schema_differences[1]).unwrap();
+    assert_eq!(json["object"], "public.users.\"Order\"");
+    assert_eq!(json["detail"], "type integer (remote) vs bigint (local)");
     // Counts still match: only the schema differs.
     assert!(c.tables.iter().all(|t| t.status == TableStatus::Ok));
     assert_eq!(c.summary(), "core: DIFFERENT: 4 schema differences");

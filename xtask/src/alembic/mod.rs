@@ -6,10 +6,9 @@
 //! afterwards: on PostgreSQL Alembic runs the whole upgrade in one transaction, rolled back on
 //! failure).
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
-};
+mod graph;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;
@@ -17,6 +16,9 @@ use xshell::Shell;
 
 use crate::config::{Database, DbUrl};
 use crate::pg::{client, describe_status, tail_block, PreparedCommand};
+use crate::runtime::Runtime;
+
+pub use graph::{parse_revisions, RevisionGraph};
 
 /// Where `program` is found on PATH, as the OS would find it; `None` when it is not there.
 fn find_on_path(program: &str) -> Option<PathBuf> {
@@ -80,22 +82,30 @@ fn failed_migration(stderr: &str) -> (Option<String>, Option<String>) {
     (step, error)
 }
 
-/// The revisions in a database's alembic_version, read on a thread of its own (callers may or
-/// may not be inside a runtime); `None` when they cannot be read.
-fn revisions_now(url: &DbUrl) -> Option<Option<Vec<String>>> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            client::block_on(async {
-                let conn = client::connect(url, client::default_connect_timeout()).await?;
-                recorded_revisions(&conn, url).await
-            })
-            .ok()?
-            .ok()
-        })
-        .join()
-        .ok()
-        .flatten()
-    })
+/// Where a failed upgrade reads the revision the database is left at.
+#[derive(Clone, Copy)]
+enum ReadBack<'a> {
+    /// The command's runtime (the caller is a plain thread, not a runtime's).
+    On(&'a Runtime),
+    /// A runtime of its own, on a thread of its own (the caller may be inside a runtime).
+    OwnRuntime,
+}
+
+/// The revisions in a database's alembic_version; `None` when they cannot be read.
+fn revisions_now(url: &DbUrl, read: ReadBack) -> Option<Option<Vec<String>>> {
+    let revisions = || async {
+        let conn = client::connect(url, client::default_connect_timeout()).await?;
+        recorded_revisions(&conn, url).await
+    };
+    match read {
+        ReadBack::On(rt) => rt.block_on(revisions()).ok(),
+        ReadBack::OwnRuntime => std::thread::scope(|s| {
+            s.spawn(|| client::block_on(revisions()).ok()?.ok())
+                .join()
+                .ok()
+                .flatten()
+        }),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -164,8 +174,32 @@ impl AlembicConfig {
     }
 
     /// `alembic upgrade <target>`. A failure names the migration that failed, its error, and the
-    /// revision the database is at afterwards.
+    /// revision the database is at afterwards (read on a runtime of its own).
     pub fn upgrade(self, sh: &Shell, backend_dir: &Path, url: &DbUrl, target: &str) -> Result<()> {
+        self.run_upgrade(sh, backend_dir, url, target, ReadBack::OwnRuntime)
+    }
+
+    /// [`AlembicConfig::upgrade`], reading a failed upgrade's revision on the command's runtime
+    /// `rt` (the caller must not be one of its tasks).
+    pub fn upgrade_on(
+        self,
+        rt: &Runtime,
+        sh: &Shell,
+        backend_dir: &Path,
+        url: &DbUrl,
+        target: &str,
+    ) -> Result<()> {
+        self.run_upgrade(sh, backend_dir, url, target, ReadBack::On(rt))
+    }
+
+    fn run_upgrade(
+        self,
+        sh: &Shell,
+        backend_dir: &Path,
+        url: &DbUrl,
+        target: &str,
+        read_back: ReadBack,
+    ) -> Result<()> {
         let what = format!("`alembic -c {} upgrade {target}` on {url}", self.ini());
         require_uv().with_context(|| what.clone())?;
         let cmd = self.command(backend_dir, Some(url), &["upgrade", target]);
@@ -199,7 +233,7 @@ impl AlembicConfig {
         } else {
             ""
         };
-        let now = match revisions_now(url) {
+        let now = match revisions_now(url, read_back) {
             Some(Some(revs)) if !revs.is_empty() => format!(
                 "; {rolled_back}the database is at revision {} now",
                 revs.join(", ")
@@ -281,88 +315,6 @@ impl AlembicConfig {
     }
 }
 
-/// The revisions of one config and their parents, as `alembic history --verbose` prints them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RevisionGraph {
-    /// Every revision with the revisions it comes after (`down_revision` and `depends_on`).
-    pub parents: BTreeMap<String, Vec<String>>,
-    /// The revisions marked `(head)`.
-    pub heads: Vec<String>,
-}
-
-impl RevisionGraph {
-    /// Parses the verbose history: each entry starts with `Rev: <id> [(head)] ...`, followed by
-    /// `Parent: <ids>|<base>` or `Merges: <ids>`, maybe `Also depends on: <ids>`; the script's
-    /// docstring is indented, so it can never be read as one of these lines.
-    pub fn parse(output: &str) -> RevisionGraph {
-        let mut graph = RevisionGraph::default();
-        let mut current: Option<String> = None;
-        let ids = |list: &str| -> Vec<String> {
-            list.split(',')
-                .map(str::trim)
-                .filter(|id| !id.is_empty() && *id != "<base>")
-                .map(str::to_string)
-                .collect()
-        };
-        for line in output.lines() {
-            if let Some(rest) = line.strip_prefix("Rev: ") {
-                let mut words = rest.split_whitespace();
-                let Some(id) = words.next() else { continue };
-                if words.any(|w| w == "(head)") {
-                    graph.heads.push(id.to_string());
-                }
-                graph.parents.entry(id.to_string()).or_default();
-                current = Some(id.to_string());
-            } else if let Some(list) = line
-                .strip_prefix("Parent: ")
-                .or_else(|| line.strip_prefix("Merges: "))
-                .or_else(|| line.strip_prefix("Also depends on: "))
-            {
-                if let Some(id) = &current {
-                    graph
-                        .parents
-                        .entry(id.clone())
-                        .or_default()
-                        .extend(ids(list));
-                }
-            }
-        }
-        graph
-    }
-
-    pub fn contains(&self, revision: &str) -> bool {
-        self.parents.contains_key(revision)
-    }
-
-    /// How many migrations `upgrade heads` would run on a database at `current` (empty: a
-    /// database that was never stamped): every revision that is not `current` or one of its
-    /// ancestors. `Err` lists the revisions of `current` that the scripts do not know.
-    pub fn pending(&self, current: &[String]) -> Result<usize, Vec<String>> {
-        let unknown: Vec<String> = current
-            .iter()
-            .filter(|r| !self.contains(r))
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            return Err(unknown);
-        }
-        let mut applied: BTreeSet<&str> = BTreeSet::new();
-        let mut stack: Vec<&str> = current.iter().map(String::as_str).collect();
-        while let Some(rev) = stack.pop() {
-            if applied.insert(rev) {
-                if let Some(parents) = self.parents.get(rev) {
-                    stack.extend(parents.iter().map(String::as_str));
-                }
-            }
-        }
-        Ok(self
-            .parents
-            .keys()
-            .filter(|r| !applied.contains(r.as_str()))
-            .count())
-    }
-}
-
 /// The revisions recorded in a database's version table, read the way Alembic finds it
 /// (`alembic_version` on the connection's search path); `None` when the table does not exist.
 /// An empty list is a table with no row (a database stamped at `base`).
@@ -388,159 +340,5 @@ pub async fn recorded_revisions(client: &Client, url: &DbUrl) -> Result<Option<V
     Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
 }
 
-/// Revision ids from `alembic heads` / `alembic current` output: `abc123 (head)` per line.
-pub fn parse_revisions(output: &str) -> Vec<String> {
-    output
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|tok| tok.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .map(str::to_string)
-        .collect()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_goes_to_the_environment_not_the_arguments() {
-        let url = DbUrl::parse("postgresql+asyncpg://u:s3cret@h:1/sigmasight_ai_db").unwrap();
-        let cmd =
-            AlembicConfig::Ai.command(Path::new("/repo/backend"), Some(&url), &["upgrade", "head"]);
-        assert_eq!(cmd.program, "uv");
-        assert_eq!(
-            cmd.args,
-            [
-                "run",
-                "--locked",
-                "--directory",
-                "/repo/backend",
-                "alembic",
-                "-c",
-                "alembic_ai.ini",
-                "upgrade",
-                "head"
-            ]
-        );
-        assert_eq!(cmd.env[0].0, "AI_DATABASE_URL");
-        assert_eq!(cmd.env[0].1, "postgresql://u:s3cret@h:1/sigmasight_ai_db");
-        assert!(!cmd.to_string().contains("s3cret"));
-    }
-
-    const HISTORY: &str = "\
-Rev: c0005_correlations (head)
-Parent: c0004_risk_analytics
-Path: /b/migrations_core/versions/c0005_correlations.py
-
-    correlation calculations
-    Revises: c0004_risk_analytics
-
-Rev: c0004_risk_analytics
-Parent: c0003_merge
-Path: /b/migrations_core/versions/c0004_risk_analytics.py
-
-    risk analytics
-    Parent: not a real line, it is indented
-
-Rev: c0003_merge (mergepoint)
-Merges: c0002a_tags, c0002b_market_data
-Path: /b/migrations_core/versions/c0003_merge.py
-
-Rev: c0002a_tags
-Parent: c0001_base
-Path: /b/migrations_core/versions/c0002a_tags.py
-
-Rev: c0002b_market_data
-Parent: c0001_base
-Path: /b/migrations_core/versions/c0002b_market_data.py
-
-Rev: c0001_base (branchpoint)
-Parent: <base>
-Branches into: c0002a_tags, c0002b_market_data
-Path: /b/migrations_core/versions/c0001_base.py
-";
-
-    #[test]
-    fn parses_the_verbose_history_with_a_merge() {
-        let graph = RevisionGraph::parse(HISTORY);
-        assert_eq!(graph.heads, ["c0005_correlations"]);
-        assert_eq!(graph.parents.len(), 6);
-        assert_eq!(
-            graph.parents["c0003_merge"],
-            ["c0002a_tags", "c0002b_market_data"]
-        );
-        assert!(graph.parents["c0001_base"].is_empty());
-        assert_eq!(graph.parents["c0004_risk_analytics"], ["c0003_merge"]);
-    }
-
-    #[test]
-    fn counts_pending_migrations_across_branches() {
-        let graph = RevisionGraph::parse(HISTORY);
-        let revs = |r: &[&str]| r.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(graph.pending(&revs(&["c0005_correlations"])), Ok(0));
-        assert_eq!(graph.pending(&revs(&["c0003_merge"])), Ok(2));
-        // One branch applied: the other branch, the merge and what follows are pending.
-        assert_eq!(graph.pending(&revs(&["c0002a_tags"])), Ok(4));
-        assert_eq!(graph.pending(&[]), Ok(6));
-        assert_eq!(
-            graph.pending(&revs(&["i6j7k8l9m0n1", "c0001_base"])),
-            Err(revs(&["i6j7k8l9m0n1"]))
-        );
-    }
-
-    #[test]
-    fn stamp_purges_and_keeps_the_url_out_of_the_arguments() {
-        let url = DbUrl::parse("postgresql://u:s3cret@h:1/sigmasight_db").unwrap();
-        let cmd = AlembicConfig::Core.stamp_command(Path::new("/b"), &url, &["c2a", "c2b"]);
-        assert_eq!(
-            cmd.args[cmd.args.len() - 4..],
-            ["stamp", "--purge", "c2a", "c2b"]
-        );
-        assert_eq!(cmd.env[0].0, "DATABASE_URL");
-        assert!(!cmd.args.iter().any(|a| a.contains("s3cret")));
-        assert_eq!(
-            AlembicConfig::Ai.merge_command(&["a1".into(), "a2".into()]),
-            "uv run alembic -c alembic_ai.ini merge -m \"merge heads\" a1 a2"
-        );
-    }
-
-    #[test]
-    fn a_failed_upgrade_names_the_migration_and_its_error() {
-        let stderr = "\
-INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.
-INFO  [alembic.runtime.migration] Will assume transactional DDL.
-INFO  [alembic.runtime.migration] Running upgrade c0004_risk -> c0005_corr, correlations
-INFO  [alembic.runtime.migration] Running upgrade c0005_corr -> c0006_boom, boom, at last
-Traceback (most recent call last):
-  File \"/b/migrations_core/versions/c0006_boom.py\", line 12, in upgrade
-    raise RuntimeError(\"boom\")
-RuntimeError: boom
-
-";
-        let (step, error) = failed_migration(stderr);
-        assert_eq!(step.as_deref(), Some("c0005_corr -> c0006_boom"));
-        assert_eq!(error.as_deref(), Some("RuntimeError: boom"));
-        let (step, error) = failed_migration("FAILED: Can't locate revision identified by 'x'\n");
-        assert_eq!(step, None);
-        assert_eq!(
-            error.as_deref(),
-            Some("FAILED: Can't locate revision identified by 'x'")
-        );
-    }
-
-    #[test]
-    fn programs_are_found_on_path_only() {
-        assert!(find_on_path("sh").is_some());
-        assert!(find_on_path("xtask-no-such-program").is_none());
-    }
-
-    #[test]
-    fn parses_heads_output() {
-        assert_eq!(parse_revisions("c0005_corr (head)\n"), ["c0005_corr"]);
-        assert_eq!(
-            parse_revisions("c2a_tags (head)\nc2b_market (head)\n"),
-            ["c2a_tags", "c2b_market"]
-        );
-        assert!(parse_revisions("").is_empty());
-    }
-}
+mod tests;

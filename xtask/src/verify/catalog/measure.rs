@@ -1,0 +1,237 @@
+//! Phase two of a side's read: exact row counts, optional checksums, foreign-key orphans and
+//! the columns behind owned sequences, all pipelined on the side's one connection.
+
+use anyhow::{Context, Result};
+use futures_util::{stream, StreamExt};
+use tokio_postgres::GenericClient;
+
+use super::session::{explain, first_failure, keep_ok};
+use super::*;
+use crate::config::DbUrl;
+use crate::pg::ident::{quote_ident, shown_ident};
+
+/// How many queries one side keeps in flight on its connection (pipelining saves round trips to
+/// a remote server; the server still runs them one after the other).
+const PIPELINE: usize = 16;
+
+/// The checksum of a table's rows, computed on the server in one pass (the rows stream through
+/// the server's aggregate; the xtask receives one row):
+///
+/// - each row's canonical text is `ROW(<columns in name order>)::text`, so the physical column
+///   order does not matter (both sides get the same list: the columns they share);
+/// - each row text's 64-bit hash (`hashtextextended`, seed 0, on its bytes: `COLLATE "C"`) is
+///   summed as a number, so the row order does not matter either, and duplicates count;
+/// - `md5(count || ':' || sum)` is the table's checksum (32 hex digits).
+///
+/// A changed value goes unnoticed with probability about 2^-64. `hashtextextended` is
+/// PostgreSQL's own hash (the one hash partitioning uses, which it keeps stable across versions);
+/// it is not cryptographic, which is not needed against accidental loss, and it is much cheaper
+/// per row than an md5 of each row (most of the cost left is printing each row as text). Its
+/// values are the same on every little-endian server (x86-64, ARM); a big-endian server would
+/// show every table as different, never the other way round.
+///
+/// Values are compared through their text output, which the transaction pins down (UTC time
+/// zone, ISO dates, `postgres` intervals, shortest-exact floats, hex bytea, `C` money), so:
+/// - numeric scale counts: `1.50` and `1.5` are different values (as pg_dump would keep them);
+/// - floats and pgvector vectors compare by their text output, which is exact (shortest
+///   round-trip) from PostgreSQL 12 on, but may differ between pgvector versions; `json` (not
+///   `jsonb`) compares its text as written, whitespace included;
+/// - a column whose type differs between the sides (reported as a schema difference) may print
+///   differently and then make the checksums differ too.
+///
+/// Cost: one sequential scan per table, each row printed as text and hashed.
+pub fn checksum_sql(table: &QualifiedName, kind: TableKind, columns: &[String]) -> String {
+    let alias = quote_ident("xtask_row");
+    let row: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{alias}.{}", quote_ident(c)))
+        .collect();
+    format!(
+        "SELECT pg_catalog.count(*), pg_catalog.md5(pg_catalog.count(*)::text || ':' || \
+         COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW({row})::text COLLATE \
+         pg_catalog.\"C\", 0)), 0)::text) FROM {from} AS {alias}",
+        row = row.join(", "),
+        from = kind.from_clause(table),
+    )
+}
+
+pub fn count_sql(table: &QualifiedName, kind: TableKind) -> String {
+    format!(
+        "SELECT pg_catalog.count(*) FROM {}",
+        kind.from_clause(table)
+    )
+}
+
+/// Counts the rows whose referencing columns are set but have no parent row (MATCH SIMPLE: a
+/// null in any referencing column exempts the row; MATCH FULL: only all-null rows are exempt).
+pub fn orphans_sql(fk: &ForeignKey) -> String {
+    let child = quote_ident("xtask_child");
+    let parent = quote_ident("xtask_parent");
+    let col = |alias: &str, c: &str| format!("{alias}.{}", quote_ident(c));
+    let joins: Vec<String> = fk
+        .columns
+        .iter()
+        .zip(&fk.parent_columns)
+        .enumerate()
+        .map(|(i, (c, p))| {
+            let op = fk.operators.get(i).map(String::as_str).unwrap_or("=");
+            format!("{} {op} {}", col(&parent, p), col(&child, c))
+        })
+        .collect();
+    let missing_parent = format!(
+        "NOT EXISTS (SELECT 1 FROM {} AS {parent} WHERE {})",
+        fk.parent_kind.from_clause(&fk.parent),
+        joins.join(" AND ")
+    );
+    let is_null: Vec<String> = fk
+        .columns
+        .iter()
+        .map(|c| format!("{} IS NULL", col(&child, c)))
+        .collect();
+    let not_null: Vec<String> = fk
+        .columns
+        .iter()
+        .map(|c| format!("{} IS NOT NULL", col(&child, c)))
+        .collect();
+    let condition = if fk.match_full {
+        format!(
+            "({}) AND ({} OR {missing_parent})",
+            not_null.join(" OR "),
+            is_null.join(" OR ")
+        )
+    } else {
+        format!("{} AND {missing_parent}", not_null.join(" AND "))
+    };
+    format!(
+        "SELECT pg_catalog.count(*) FROM {} AS {child} WHERE {condition}",
+        fk.table_kind.from_clause(&fk.table)
+    )
+}
+
+/// The column's max (min for a descending sequence), as bigint.
+pub fn sequence_column_sql(seq: &OwnedSequence) -> String {
+    format!(
+        "SELECT pg_catalog.{}({})::bigint FROM {}",
+        if seq.descending() { "min" } else { "max" },
+        quote_ident(&seq.column),
+        seq.table_kind.from_clause(&seq.table)
+    )
+}
+
+enum Job<'p> {
+    Table(&'p TablePlan, String),
+    Orphans(&'p ForeignKey),
+    Sequence(&'p OwnedSequence),
+}
+
+enum Outcome {
+    Table(QualifiedName, TableMeasure),
+    Orphans(i64),
+    Sequence(Option<i64>),
+}
+
+async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> Result<Outcome> {
+    match job {
+        Job::Table(plan, sql) => {
+            let row = tx
+                .query_one(&sql, &[])
+                .await
+                .map_err(explain)
+                .with_context(|| {
+                    format!(
+                        "{} {} on {url}",
+                        if plan.checksum_columns.is_some() {
+                            "checksumming"
+                        } else {
+                            "counting the rows of"
+                        },
+                        plan.table
+                    )
+                })?;
+            let measure = TableMeasure {
+                rows: row.get(0),
+                checksum: plan.checksum_columns.as_ref().map(|_| row.get(1)),
+            };
+            Ok(Outcome::Table(plan.table.clone(), measure))
+        }
+        Job::Orphans(fk) => {
+            let row = tx
+                .query_one(&orphans_sql(fk), &[])
+                .await
+                .map_err(explain)
+                .with_context(|| {
+                    format!(
+                        "checking foreign key {} of {} for orphans on {url}",
+                        shown_ident(&fk.name),
+                        fk.table
+                    )
+                })?;
+            Ok(Outcome::Orphans(row.get(0)))
+        }
+        Job::Sequence(seq) => {
+            if !seq.checkable() {
+                return Ok(Outcome::Sequence(None));
+            }
+            let row = tx
+                .query_one(&sequence_column_sql(seq), &[])
+                .await
+                .map_err(explain)
+                .with_context(|| {
+                    format!(
+                        "reading {}.{} for sequence {} on {url}",
+                        seq.table,
+                        shown_ident(&seq.column),
+                        seq.sequence
+                    )
+                })?;
+            Ok(Outcome::Sequence(row.get(0)))
+        }
+    }
+}
+
+/// Phase two: row counts and checksums of the planned tables, orphans of every foreign key, and
+/// the columns behind every owned sequence, pipelined on the side's one connection.
+pub async fn measure<C: GenericClient + Sync>(
+    tx: &C,
+    url: &DbUrl,
+    catalog: &Catalog,
+    plans: &[TablePlan],
+) -> Result<Measures> {
+    let mut jobs: Vec<Job> = Vec::new();
+    for plan in plans {
+        let Some(table) = catalog.tables.get(&plan.table) else {
+            continue;
+        };
+        let sql = match &plan.checksum_columns {
+            Some(columns) => checksum_sql(&plan.table, table.kind, columns),
+            None => count_sql(&plan.table, table.kind),
+        };
+        jobs.push(Job::Table(plan, sql));
+    }
+    jobs.extend(catalog.foreign_keys.iter().map(Job::Orphans));
+    jobs.extend(catalog.sequences.iter().map(Job::Sequence));
+
+    // Named async fns rather than closures: the futures stay `Send` for tokio::spawn.
+    let futures: Vec<_> = jobs.into_iter().map(|job| run_job(tx, url, job)).collect();
+    let results: Vec<Result<Outcome>> = stream::iter(futures).buffered(PIPELINE).collect().await;
+    let mut errors = Vec::new();
+    let outcomes: Vec<Outcome> = results
+        .into_iter()
+        .filter_map(|r| keep_ok(r, &mut errors))
+        .collect();
+    if !errors.is_empty() {
+        return Err(first_failure(errors));
+    }
+
+    let mut measures = Measures::default();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Table(name, m) => {
+                measures.tables.insert(name, m);
+            }
+            Outcome::Orphans(n) => measures.orphans.push(n),
+            Outcome::Sequence(v) => measures.sequence_columns.push(v),
+        }
+    }
+    Ok(measures)
+}

@@ -1,0 +1,203 @@
+//! The session one side is read in: the read-only REPEATABLE READ transaction, its settings
+//! (values and definitions printed alike on both sides), the bounded statement timeout
+//! (`XTASK_STATEMENT_TIMEOUT`), and errors that name that setting when it was the cause.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio_postgres::{error::SqlState, Client, IsolationLevel, Transaction};
+
+use crate::config::DbUrl;
+use crate::exit::UsageError;
+use crate::pg::client;
+
+/// Session settings for the comparison's transaction, so that both sides print values and
+/// definitions the same way whatever their servers' defaults.
+const SETTINGS_SQL: &str = "\
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL TimeZone = 'UTC';
+SET LOCAL DateStyle = 'ISO, YMD';
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL extra_float_digits = 1;
+SET LOCAL bytea_output = 'hex';
+SET LOCAL lc_monetary = 'C';
+SET LOCAL idle_in_transaction_session_timeout = 0;";
+
+/// The limit on each of the xtask's own queries when `XTASK_STATEMENT_TIMEOUT` is not set: long
+/// enough for checksums of large tables, short of hanging for ever.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// PostgreSQL caps statement_timeout at INT_MAX milliseconds (about 24.8 days).
+const MAX_STATEMENT_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// Parses `XTASK_STATEMENT_TIMEOUT`: whole seconds (`90`), or a whole number with one of
+/// PostgreSQL's time units (`500ms`, `30s`, `10min`, `2h`, `1d`). `None` is no limit (`0`).
+pub fn parse_statement_timeout(raw: &str) -> std::result::Result<Option<Duration>, String> {
+    let text = raw.trim();
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let bad = |why: &str| {
+        format!(
+            "XTASK_STATEMENT_TIMEOUT={raw:?} {why}: give whole seconds (`90`) or a whole number \
+             with a unit, ms, s, min, h or d (`500ms`, `10min`, `2h`); `0` for no limit \
+             (default 30min)"
+        )
+    };
+    let value: u128 = number.parse().map_err(|_| bad("is not a duration"))?;
+    let unit_ms: u128 = match unit.trim() {
+        "" | "s" => 1000,
+        "ms" => 1,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad("has an unknown unit")),
+    };
+    let ms = value.saturating_mul(unit_ms);
+    if ms == 0 {
+        return Ok(None);
+    }
+    if ms > MAX_STATEMENT_TIMEOUT_MS {
+        return Err(bad("is longer than PostgreSQL allows (about 24 days)"));
+    }
+    Ok(Some(Duration::from_millis(ms as u64)))
+}
+
+/// The limit on each of the xtask's own queries: `XTASK_STATEMENT_TIMEOUT`, else 30 minutes;
+/// `None` is no limit. A value that does not parse is a usage error (exit 2).
+pub fn statement_timeout() -> Result<Option<Duration>> {
+    match std::env::var_os("XTASK_STATEMENT_TIMEOUT") {
+        None => Ok(Some(DEFAULT_STATEMENT_TIMEOUT)),
+        Some(raw) => {
+            parse_statement_timeout(&raw.to_string_lossy()).map_err(|m| UsageError::new(m).into())
+        }
+    }
+}
+
+/// The setting as messages show it: `XTASK_STATEMENT_TIMEOUT=1ms`, or the default.
+fn statement_timeout_shown() -> String {
+    match std::env::var("XTASK_STATEMENT_TIMEOUT") {
+        Ok(raw) => format!("XTASK_STATEMENT_TIMEOUT={}", raw.trim()),
+        Err(_) => format!(
+            "XTASK_STATEMENT_TIMEOUT (not set: the default, {} minutes)",
+            DEFAULT_STATEMENT_TIMEOUT.as_secs() / 60
+        ),
+    }
+}
+
+/// SETTINGS_SQL and the statement timeout, for a transaction's first statement.
+pub(super) fn session_settings() -> Result<String> {
+    let ms = statement_timeout()?.map(|d| d.as_millis()).unwrap_or(0);
+    Ok(format!(
+        "{SETTINGS_SQL}\nSET LOCAL statement_timeout = '{ms}ms';"
+    ))
+}
+
+/// A query's error, with the setting to change named when it was our statement timeout that
+/// cancelled it (a cancel by someone else, `pg_cancel_backend`, says "user request" instead).
+pub(super) fn explain(err: tokio_postgres::Error) -> anyhow::Error {
+    let timed_out = err.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::QUERY_CANCELED && db.message().contains("statement timeout")
+    });
+    if timed_out {
+        let hint = format!(
+            "the query ran longer than {} allows: raise it (XTASK_STATEMENT_TIMEOUT=2h, say), \
+             or set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
+            statement_timeout_shown()
+        );
+        anyhow::Error::new(err).context(hint)
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// The value of a result, its error kept aside.
+pub(super) fn keep_ok<T>(result: Result<T>, errors: &mut Vec<anyhow::Error>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// Whether the server refused a query only because an earlier one in the same transaction failed.
+fn aborted_by_another(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|c| c.downcast_ref::<tokio_postgres::Error>())
+        .any(|e| e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
+}
+
+/// The failure to report among pipelined queries' errors: the server may have run them in
+/// another order than they are listed, and after the first failure it refuses the rest ("current
+/// transaction is aborted"), so the one that failed on its own is the cause.
+pub(super) fn first_failure(errors: Vec<anyhow::Error>) -> anyhow::Error {
+    let mut errors = errors.into_iter();
+    let first = errors.next().expect("at least one error");
+    if !aborted_by_another(&first) {
+        return first;
+    }
+    errors.find(|e| !aborted_by_another(e)).unwrap_or_else(|| {
+        // Every listed query was refused: what failed first was a statement of the client's own
+        // (tokio-postgres looks types up in queries of its own), which a short statement
+        // timeout cancels like any other.
+        first.context(format!(
+            "an earlier statement in this transaction failed; if it ran past {}, raise it, or \
+             set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
+            statement_timeout_shown()
+        ))
+    })
+}
+
+/// Connects (the failure's cause named: unreachable, authentication, missing database).
+pub async fn connect(url: &DbUrl, timeout: Duration) -> Result<Client> {
+    client::connect(url, timeout).await
+}
+
+/// Starts the read-only REPEATABLE READ transaction that everything of this side is read in.
+pub async fn begin<'a>(client: &'a mut Client, url: &DbUrl) -> Result<Transaction<'a>> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .with_context(|| format!("starting a read-only transaction on {url}"))?;
+    tx.batch_execute(&session_settings()?)
+        .await
+        .with_context(|| format!("setting up the session on {url}"))?;
+    Ok(tx)
+}
+
+/// Opens, on a connection of its own, the read-only REPEATABLE READ transaction that a copy reads
+/// its source in, and exports its snapshot: pg_dump runs with `--snapshot=<id>`, so that the
+/// counts taken here and the rows dumped are the same rows, even while the source takes writes.
+/// The snapshot lives as long as this transaction stays open on `client`.
+pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<String> {
+    // A bad XTASK_STATEMENT_TIMEOUT is refused before the transaction starts.
+    let settings = session_settings()?;
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .with_context(|| format!("starting a read-only transaction on {url}"))?;
+    client
+        .batch_execute(&settings)
+        .await
+        .with_context(|| format!("setting up the session on {url}"))?;
+    // A table locked by someone else (a migration, a VACUUM FULL) must not hang the copy: after
+    // XTASK_LOCK_TIMEOUT seconds (default 60) the read fails, naming the table.
+    let lock_timeout = std::env::var("XTASK_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(60);
+    client
+        .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}s'"))
+        .await
+        .with_context(|| format!("setting the lock timeout on {url}"))?;
+    let row = client
+        .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
+        .await
+        .map_err(explain)
+        .with_context(|| format!("exporting a snapshot on {url}"))?;
+    Ok(row.get(0))
+}
