@@ -6,7 +6,7 @@
 //! Exit codes: 0 equal; 3 differences (`exit::Differences`); 1 a database could not be compared
 //! (unreachable, authentication, missing database: the reason is named); 2 usage.
 
-use std::{io::IsTerminal, time::Duration};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -51,7 +51,7 @@ impl DbVerify {
         let timeout = ctx.timeout();
         // A terminal hears that work is under way (checksums read every row); pipes and CI stay
         // quiet.
-        if !config.json && std::io::stderr().is_terminal() {
+        if ctx.out.progress_wanted() {
             let dbs: Vec<&str> = targets.iter().map(|(db, _, _)| db.label()).collect();
             eprintln!(
                 "db-verify: reading {} on remote and local{}...",

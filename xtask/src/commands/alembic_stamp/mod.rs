@@ -22,7 +22,7 @@ mod recreate;
 mod report;
 mod stamp;
 
-use std::{io::IsTerminal, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -124,7 +124,7 @@ impl AlembicStamp {
             backend: &backend,
             revision: &revision,
             timeout: ctx.timeout(),
-            progress: !config.json && std::io::stderr().is_terminal(),
+            progress: ctx.out.progress_wanted(),
             force: self.force,
         };
 

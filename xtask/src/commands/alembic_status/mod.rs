@@ -14,8 +14,6 @@
 mod render;
 mod status;
 
-use std::io::IsTerminal;
-
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
@@ -59,7 +57,7 @@ impl AlembicStatus {
             timeout: ctx.timeout(),
         };
         let backend = backend_dir();
-        if !args.json && std::io::stderr().is_terminal() {
+        if ctx.out.progress_wanted() {
             eprintln!(
                 "alembic-status: reading the migration scripts{}...",
                 if self.offline {
