@@ -431,13 +431,14 @@ fn alembic_upgrade_downgrade_round_trips_on_fresh_databases() {
     );
 
     let sh = Shell::new().unwrap();
+    let rt = xtask::runtime::Runtime::new().unwrap();
     for (config, url) in [
         (xtask::alembic::AlembicConfig::Core, &core),
         (xtask::alembic::AlembicConfig::Ai, &ai),
     ] {
         let db = DbUrl::parse(url).unwrap();
         config
-            .upgrade(&sh, &support::backend_dir(), &db, "head")
+            .upgrade(&rt, &sh, &support::backend_dir(), &db, "head")
             .unwrap();
         config
             .command(&support::backend_dir(), Some(&db), &["downgrade", "base"])
@@ -445,7 +446,7 @@ fn alembic_upgrade_downgrade_round_trips_on_fresh_databases() {
             .unwrap();
         assert_eq!(tables(url), "0", "downgrade base left tables in {url}");
         config
-            .upgrade(&sh, &support::backend_dir(), &db, "head")
+            .upgrade(&rt, &sh, &support::backend_dir(), &db, "head")
             .unwrap();
     }
     assert_eq!(tables(&core), "15");

@@ -82,30 +82,13 @@ fn failed_migration(stderr: &str) -> (Option<String>, Option<String>) {
     (step, error)
 }
 
-/// Where a failed upgrade reads the revision the database is left at.
-#[derive(Clone, Copy)]
-enum ReadBack<'a> {
-    /// The command's runtime (the caller is a plain thread, not a runtime's).
-    On(&'a Runtime),
-    /// A runtime of its own, on a thread of its own (the caller may be inside a runtime).
-    OwnRuntime,
-}
-
 /// The revisions in a database's alembic_version; `None` when they cannot be read.
-fn revisions_now(url: &DbUrl, read: ReadBack) -> Option<Option<Vec<String>>> {
-    let revisions = || async {
+fn revisions_now(rt: &Runtime, url: &DbUrl) -> Option<Option<Vec<String>>> {
+    rt.block_on(async {
         let conn = client::connect(url, client::default_connect_timeout()).await?;
         recorded_revisions(&conn, url).await
-    };
-    match read {
-        ReadBack::On(rt) => rt.block_on(revisions()).ok(),
-        ReadBack::OwnRuntime => std::thread::scope(|s| {
-            s.spawn(|| client::block_on(revisions()).ok()?.ok())
-                .join()
-                .ok()
-                .flatten()
-        }),
-    }
+    })
+    .ok()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -174,31 +157,15 @@ impl AlembicConfig {
     }
 
     /// `alembic upgrade <target>`. A failure names the migration that failed, its error, and the
-    /// revision the database is at afterwards (read on a runtime of its own).
-    pub fn upgrade(self, sh: &Shell, backend_dir: &Path, url: &DbUrl, target: &str) -> Result<()> {
-        self.run_upgrade(sh, backend_dir, url, target, ReadBack::OwnRuntime)
-    }
-
-    /// [`AlembicConfig::upgrade`], reading a failed upgrade's revision on the command's runtime
-    /// `rt` (the caller must not be one of its tasks).
-    pub fn upgrade_on(
+    /// revision the database is at afterwards, read on the command's runtime `rt` (the caller must
+    /// not be one of its tasks).
+    pub fn upgrade(
         self,
         rt: &Runtime,
         sh: &Shell,
         backend_dir: &Path,
         url: &DbUrl,
         target: &str,
-    ) -> Result<()> {
-        self.run_upgrade(sh, backend_dir, url, target, ReadBack::On(rt))
-    }
-
-    fn run_upgrade(
-        self,
-        sh: &Shell,
-        backend_dir: &Path,
-        url: &DbUrl,
-        target: &str,
-        read_back: ReadBack,
     ) -> Result<()> {
         let what = format!("`alembic -c {} upgrade {target}` on {url}", self.ini());
         require_uv().with_context(|| what.clone())?;
@@ -233,7 +200,7 @@ impl AlembicConfig {
         } else {
             ""
         };
-        let now = match revisions_now(url, read_back) {
+        let now = match revisions_now(rt, url) {
             Some(Some(revs)) if !revs.is_empty() => format!(
                 "; {rolled_back}the database is at revision {} now",
                 revs.join(", ")

@@ -51,6 +51,6 @@ pub fn prepare_database(ctx: &Ctx, db: Database, url: &DbUrl) -> Result<bool> {
         }
         anyhow::Ok(created)
     })?;
-    AlembicConfig::of(db).upgrade_on(&ctx.rt, &ctx.sh, &backend_dir(), url, "head")?;
+    AlembicConfig::of(db).upgrade(&ctx.rt, &ctx.sh, &backend_dir(), url, "head")?;
     Ok(created)
 }

@@ -209,7 +209,7 @@ impl Transfer for DbPush {
                 heads.sort();
                 if sorted != heads {
                     AlembicConfig::of(p.db)
-                        .upgrade_on(&ctx.rt, &ctx.sh, &backend_dir(), &p.target, "head")
+                        .upgrade(&ctx.rt, &ctx.sh, &backend_dir(), &p.target, "head")
                         .with_context(|| format!("{label}: migrating the remote to head"))?;
                     // Alembic committed it (a failed upgrade is rolled back whole): a later
                     // failure names the revision to go back to.

@@ -69,7 +69,7 @@ pub fn template<T>(
     ctx.block_on(scratch::create_database(admin, &building, None))
         .with_context(|| format!("creating {building} to build the schema in"))?;
     let built = create_extensions(ctx, &building_url, extensions)
-        .and_then(|()| config.upgrade_on(&ctx.rt, &ctx.sh, &backend_dir(), &building_url, "head"))
+        .and_then(|()| config.upgrade(&ctx.rt, &ctx.sh, &backend_dir(), &building_url, "head"))
         .and_then(|()| interrupt::check("the schema step"))
         .and_then(|()| {
             // Published complete under its final name, and closed to connections: nothing can

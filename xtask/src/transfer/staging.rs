@@ -66,7 +66,7 @@ pub fn build<T>(
         )),
         (SchemaMode::Migrations, None) => {
             create_extensions(ctx, &url, &extensions)?;
-            config.upgrade_on(&ctx.rt, &ctx.sh, &backend_dir(), &url, "head")?;
+            config.upgrade(&ctx.rt, &ctx.sh, &backend_dir(), &url, "head")?;
             ctx.say(format!(
                 "{label}: schema built by alembic -c {} upgrade head",
                 config.ini()

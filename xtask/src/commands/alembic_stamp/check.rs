@@ -167,7 +167,7 @@ pub(super) fn check(
     }
     target
         .alembic
-        .upgrade_on(rt, sh, run.backend, &scratch_url, revision)
+        .upgrade(rt, sh, run.backend, &scratch_url, revision)
         .with_context(|| {
             format!(
                 "building the schema of {} at {revision} in the throwaway database {name}",
