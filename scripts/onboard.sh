@@ -97,15 +97,17 @@ if ! command -v cargo >/dev/null; then
   missing+=("cargo (Rust): not found. Install it with rustup: \`curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh\` (https://rustup.rs), then open a new shell")
 else
   say "$(cargo --version)"
-  # The pre-commit hook runs `cargo fmt --check`.
-  if ! cargo fmt --version >/dev/null 2>&1; then
+  # The pre-commit hook runs `cargo fmt --check` and `cargo clippy`.
+  for component in rustfmt clippy; do
+    subcommand=${component/rustfmt/fmt}
+    cargo "$subcommand" --version >/dev/null 2>&1 && continue
     if command -v rustup >/dev/null; then
-      say "installing rustfmt (rustup component add rustfmt)"
-      rustup component add rustfmt >/dev/null 2>&1 || missing+=("rustfmt: \`rustup component add rustfmt\` failed; run it by hand")
+      say "installing $component (rustup component add $component)"
+      rustup component add "$component" >/dev/null 2>&1 || missing+=("$component: \`rustup component add $component\` failed; run it by hand")
     else
-      missing+=("rustfmt: not found (the pre-commit hook runs cargo fmt): install it with your Rust toolchain, e.g. \`rustup component add rustfmt\`")
+      missing+=("$component: not found (the pre-commit hook runs cargo $subcommand): install it with your Rust toolchain, e.g. \`rustup component add $component\`")
     fi
-  fi
+  done
 fi
 
 # What the xtask needs to build on Linux (native-tls links OpenSSL), installed from Debian's
