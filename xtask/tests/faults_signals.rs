@@ -486,7 +486,7 @@ impl Hold {
         let thread = std::thread::spawn({
             let (url, app, sql) = (DbUrl::parse(url).unwrap(), app.clone(), sql.to_string());
             move || {
-                let _ = xtask::pg::client::block_on(async {
+                let _ = support::block_on(async {
                     let c = xtask::pg::client::connect(&url, Duration::from_secs(10)).await?;
                     c.batch_execute(&format!(
                         "SET application_name = '{app}'; BEGIN; {sql}; SELECT pg_sleep(3600)"
@@ -548,7 +548,7 @@ impl Hold {
         if let Some(thread) = self.thread.take() {
             if let Ok(url) = DbUrl::parse(&self.admin) {
                 let app = self.app.clone();
-                let _ = xtask::pg::client::block_on(async move {
+                let _ = support::block_on(async move {
                     let c = xtask::pg::client::connect(&url, Duration::from_secs(5)).await?;
                     c.execute(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{config::SslMode, error::SqlState, Client};
@@ -284,16 +284,6 @@ pub async fn ensure_database(url: &DbUrl, timeout: Duration) -> Result<bool> {
     Ok(true)
 }
 
-/// Runs one block on a blocking runtime (the xtask is synchronous at the top).
-pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow!("starting the async runtime: {e}"))?;
-    Ok(runtime.block_on(future))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,8 +295,9 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let url = DbUrl::parse(&format!("postgresql://u:secret@127.0.0.1:{port}/d")).unwrap();
         let started = std::time::Instant::now();
-        let err = block_on(connect(&url, Duration::from_secs(1)))
+        let err = crate::runtime::Runtime::new()
             .unwrap()
+            .block_on(connect(&url, Duration::from_secs(1)))
             .unwrap_err();
         assert!(
             started.elapsed() < Duration::from_secs(5),

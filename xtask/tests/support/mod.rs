@@ -325,12 +325,11 @@ pub fn wait_ready(url: &str) {
     let url = DbUrl::parse(url).unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let ok = xtask::pg::client::block_on(async {
+        let ok = block_on(async {
             xtask::pg::client::connect(&url, Duration::from_secs(2))
                 .await
                 .is_ok()
-        })
-        .unwrap();
+        });
         if ok {
             return;
         }
@@ -342,10 +341,17 @@ pub fn wait_ready(url: &str) {
     }
 }
 
+/// Runs `future` to its end on a runtime of its own (each test thread makes its own).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    xtask::runtime::Runtime::new()
+        .expect("starting a tokio runtime")
+        .block_on(future)
+}
+
 /// Runs a query on a database and returns the rows, each as its columns' text.
 pub fn query(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
     let url = DbUrl::parse(url).unwrap();
-    xtask::pg::client::block_on(async {
+    block_on(async {
         let client = xtask::pg::client::connect(&url, Duration::from_secs(10))
             .await
             .unwrap();
@@ -362,7 +368,6 @@ pub fn query(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
             })
             .collect()
     })
-    .unwrap()
 }
 
 pub fn query_one(url: &str, sql: &str) -> String {
@@ -597,7 +602,7 @@ pub fn when_locked_by(
         sql.to_string(),
     );
     std::thread::spawn(move || {
-        let _ = xtask::pg::client::block_on(async {
+        let _ = block_on(async {
             // The poller is named after the locker (`<app>-poll`): terminating both sessions
             // ends the thread at once, whether it polls or waits for its lock.
             let poller = xtask::pg::client::connect(&url, Duration::from_secs(10)).await?;
