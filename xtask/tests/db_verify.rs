@@ -741,3 +741,151 @@ fn a_postgresql_15_side_compares_with_a_17_side() {
         run.stdout
     );
 }
+
+/// The objects beyond the tables, the same on both sides; an extension's own functions and types
+/// (pgvector's) must not be compared as the user's.
+const OBJECTS: &str = r#"
+CREATE EXTENSION vector;
+CREATE TYPE public.mood AS ENUM ('a', 'b');
+CREATE DOMAIN public.posint AS integer CONSTRAINT posint_check CHECK (VALUE > 0);
+CREATE TABLE public.t (id integer PRIMARY KEY, mood public.mood, n public.posint);
+CREATE FUNCTION public.f(x integer) RETURNS integer LANGUAGE sql AS 'SELECT x + 1';
+CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER t_touch BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.touch();
+CREATE VIEW public.v AS SELECT id FROM public.t;
+ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;
+CREATE SEQUENCE public.free_seq;
+SELECT setval('public.free_seq', 5);
+"#;
+
+#[test]
+fn views_functions_triggers_types_domains_policies_and_sequences_are_compared() {
+    require_docker!();
+    let pg = PgContainer::start();
+    for db in ["objects_remote", "objects_local"] {
+        create_db(&pg, db);
+        query(&pg.url(db), OBJECTS);
+    }
+    let local = pg.url("objects_local");
+    let run = verify_core(&pg, "objects_remote", "objects_local", &[]);
+    assert_eq!(run.code, 0, "the same objects are equal: {}", run.all());
+    assert!(run.stdout.contains("Schema: same"), "{}", run.stdout);
+
+    // (what, SQL that makes local differ, the line the report must hold, SQL that undoes it)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "view only on one side",
+            "CREATE VIEW public.v2 AS SELECT 1 AS one",
+            "view public.v2: only on local",
+            "DROP VIEW public.v2",
+        ),
+        (
+            "view definition",
+            "CREATE OR REPLACE VIEW public.v AS SELECT id FROM public.t WHERE id > 0",
+            "view public.v: definition differs",
+            "CREATE OR REPLACE VIEW public.v AS SELECT id FROM public.t",
+        ),
+        (
+            "materialized view",
+            "CREATE MATERIALIZED VIEW public.mv AS SELECT id FROM public.t",
+            "materialized view public.mv: only on local",
+            "DROP MATERIALIZED VIEW public.mv",
+        ),
+        (
+            "function body",
+            "CREATE OR REPLACE FUNCTION public.f(x integer) RETURNS integer LANGUAGE sql \
+             AS 'SELECT x + 2'",
+            "function public.f(x integer): definition differs",
+            "CREATE OR REPLACE FUNCTION public.f(x integer) RETURNS integer LANGUAGE sql \
+             AS 'SELECT x + 1'",
+        ),
+        (
+            "trigger dropped",
+            "DROP TRIGGER t_touch ON public.t",
+            "trigger public.t.t_touch: only on remote: CREATE TRIGGER t_touch BEFORE INSERT ON \
+             public.t FOR EACH ROW EXECUTE FUNCTION public.touch()",
+            "CREATE TRIGGER t_touch BEFORE INSERT ON public.t FOR EACH ROW \
+             EXECUTE FUNCTION public.touch()",
+        ),
+        (
+            "enum label",
+            // ALTER TYPE ... ADD VALUE: alone, outside a transaction block.
+            "ALTER TYPE public.mood ADD VALUE 'c'",
+            "type public.mood: labels differ: remote [a, b], local [a, b, c]",
+            "ALTER TABLE public.t ALTER COLUMN mood TYPE text; DROP TYPE public.mood; \
+             CREATE TYPE public.mood AS ENUM ('a', 'b'); \
+             ALTER TABLE public.t ALTER COLUMN mood TYPE public.mood USING mood::public.mood",
+        ),
+        (
+            "domain constraint",
+            "ALTER DOMAIN public.posint DROP CONSTRAINT posint_check; \
+             ALTER DOMAIN public.posint ADD CONSTRAINT posint_check CHECK (VALUE > 1)",
+            "domain public.posint: definition integer CONSTRAINT posint_check CHECK ((VALUE > 0)) \
+             (remote) vs integer CONSTRAINT posint_check CHECK ((VALUE > 1)) (local)",
+            "ALTER DOMAIN public.posint DROP CONSTRAINT posint_check; \
+             ALTER DOMAIN public.posint ADD CONSTRAINT posint_check CHECK (VALUE > 0)",
+        ),
+        (
+            "policy",
+            "CREATE POLICY p_all ON public.t USING (true)",
+            "policy public.t.p_all: only on local: PERMISSIVE FOR ALL TO PUBLIC USING (true)",
+            "DROP POLICY p_all ON public.t",
+        ),
+        (
+            "row security forced",
+            "ALTER TABLE public.t FORCE ROW LEVEL SECURITY",
+            "table public.t: row security enabled (remote) vs enabled, forced (local)",
+            "ALTER TABLE public.t NO FORCE ROW LEVEL SECURITY",
+        ),
+        (
+            "unowned sequence",
+            "SELECT setval('public.free_seq', 1000)",
+            "sequence public.free_seq: last value 5 (remote) vs 1000 (local)",
+            "SELECT setval('public.free_seq', 5)",
+        ),
+    ];
+    for (what, change, line, undo) in cases {
+        let started = Instant::now();
+        query(&local, change);
+        let run = verify_core(&pg, "objects_remote", "objects_local", &[]);
+        assert_eq!(run.code, 3, "{what}: {}", run.all());
+        let out: String = run
+            .stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            out.contains(line),
+            "{what}: missing {line:?} in\n{}",
+            run.stdout
+        );
+        // Exactly that object: one difference, nothing else.
+        assert!(
+            run.stderr
+                .contains("error: db-verify: core: DIFFERENT: 1 schema difference\n"),
+            "{what}: {}",
+            run.stderr
+        );
+        if *what == "view only on one side" {
+            let run = verify_core(&pg, "objects_remote", "objects_local", &["--json"]);
+            assert_eq!(run.code, 3, "{}", run.all());
+            let diff = &json(&run)["databases"][0]["schema_differences"][0];
+            assert_eq!(diff["kind"], "view", "{diff}");
+            assert_eq!(diff["object"], "public.v2", "{diff}");
+            assert_eq!(diff["detail"], "only on local", "{diff}");
+            assert_eq!(diff["left"], serde_json::Value::Null, "{diff}");
+            assert!(
+                diff["right"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("SELECT 1 AS one"),
+                "{diff}"
+            );
+        }
+        query(&local, undo);
+        eprintln!("{what}: {:?}", started.elapsed());
+    }
+    let run = verify_core(&pg, "objects_remote", "objects_local", &[]);
+    assert_eq!(run.code, 0, "every difference undone: {}", run.all());
+}

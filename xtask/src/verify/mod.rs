@@ -8,7 +8,9 @@
 //!   head as a finding;
 //! - the schema, compared by name and not by physical position: columns (type, nullability,
 //!   default, identity, generation, collation), primary/unique/foreign-key/check/exclusion
-//!   constraints, indexes, extensions;
+//!   constraints, indexes, extensions; views and materialized views, functions and procedures,
+//!   triggers, enum types, domains, row-level security (policies, enabled/forced), and every
+//!   sequence's position (owned by a column or not);
 //! - with `checksums`, one checksum per table over its rows (see [`catalog::checksum_sql`]);
 //! - foreign-key orphans and sequences behind their column, on each side.
 //!
@@ -28,7 +30,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::{config::Database, config::DbUrl};
+use crate::{config::Database, config::DbUrl, pg::ident::QualifiedName};
 use catalog::{Catalog, Snapshot, TablePlan};
 
 pub use alembic::{AlembicComparison, AlembicHeads, AlembicSide};
@@ -210,7 +212,29 @@ pub fn build(
         let (behind, notes) = data::sequences(side, snap);
         comparison.sequences.extend(behind);
         comparison.notes.extend(notes);
+        // Owned sequences that cannot be read have their note from `data::sequences` already.
+        for (name, seq) in &snap.catalog.objects.sequences {
+            if seq.position.is_none() && seq.owner.is_none() {
+                comparison.notes.push(format!(
+                    "sequence {name} on {side} is not readable by this user: its position is \
+                     not compared"
+                ));
+            }
+        }
     }
+    // A sequence behind its column is named by that finding already (with its fix); its
+    // position differing between the sides too is the same problem, said once.
+    let behind: Vec<QualifiedName> = comparison
+        .sequences
+        .iter()
+        .map(|s| QualifiedName::new(&s.schema, &s.sequence))
+        .collect();
+    comparison.schema_differences.retain(|d| match &d.object {
+        SchemaObject::Sequence(name) => {
+            d.change != Change::Field(Field::LastValue) || !behind.contains(name)
+        }
+        _ => true,
+    });
     let alembic_notes = alembic::notes(&comparison.alembic, heads, ls, rs);
     comparison.notes.extend(alembic_notes);
     comparison.equal = comparison.compute_equal();

@@ -1,6 +1,7 @@
 //! The comparison of structure, by name and not by physical position: extensions, and on each
 //! table that both sides have its columns (type, nullability, default, identity, generation,
-//! collation), constraints and indexes. Each difference is a typed value: which object, what
+//! collation), constraints and indexes; then the objects beyond the tables (views, functions,
+//! triggers, enum types, domains, policies, row security, sequences: `schema/objects.rs`). Each difference is a typed value: which object, what
 //! differs and both sides' values; its text (`column public.positions.notes: type text (remote)
 //! vs character varying(20) (local)`) and its JSON are made from those.
 
@@ -19,6 +20,20 @@ pub enum ObjectKind {
     Column,
     Constraint,
     Index,
+    /// A table's own settings (row-level security); tables on one side only are compared with
+    /// the data.
+    Table,
+    View,
+    #[serde(rename = "materialized_view")]
+    MaterializedView,
+    /// A function or a procedure.
+    Function,
+    Trigger,
+    /// An enum type.
+    Type,
+    Domain,
+    Policy,
+    Sequence,
 }
 
 impl fmt::Display for ObjectKind {
@@ -28,6 +43,15 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Column => "column",
             ObjectKind::Constraint => "constraint",
             ObjectKind::Index => "index",
+            ObjectKind::Table => "table",
+            ObjectKind::View => "view",
+            ObjectKind::MaterializedView => "materialized view",
+            ObjectKind::Function => "function",
+            ObjectKind::Trigger => "trigger",
+            ObjectKind::Type => "type",
+            ObjectKind::Domain => "domain",
+            ObjectKind::Policy => "policy",
+            ObjectKind::Sequence => "sequence",
         })
     }
 }
@@ -46,6 +70,25 @@ pub enum SchemaObject {
         name: String,
     },
     Index(QualifiedName),
+    Table(QualifiedName),
+    View(QualifiedName),
+    MaterializedView(QualifiedName),
+    /// A function or procedure: its name and identity arguments (`integer, text`).
+    Function {
+        name: QualifiedName,
+        args: String,
+    },
+    Trigger {
+        table: QualifiedName,
+        name: String,
+    },
+    Type(QualifiedName),
+    Domain(QualifiedName),
+    Policy {
+        table: QualifiedName,
+        name: String,
+    },
+    Sequence(QualifiedName),
 }
 
 impl SchemaObject {
@@ -55,6 +98,15 @@ impl SchemaObject {
             SchemaObject::Column { .. } => ObjectKind::Column,
             SchemaObject::Constraint { .. } => ObjectKind::Constraint,
             SchemaObject::Index(_) => ObjectKind::Index,
+            SchemaObject::Table(_) => ObjectKind::Table,
+            SchemaObject::View(_) => ObjectKind::View,
+            SchemaObject::MaterializedView(_) => ObjectKind::MaterializedView,
+            SchemaObject::Function { .. } => ObjectKind::Function,
+            SchemaObject::Trigger { .. } => ObjectKind::Trigger,
+            SchemaObject::Type(_) => ObjectKind::Type,
+            SchemaObject::Domain(_) => ObjectKind::Domain,
+            SchemaObject::Policy { .. } => ObjectKind::Policy,
+            SchemaObject::Sequence(_) => ObjectKind::Sequence,
         }
     }
 }
@@ -67,7 +119,17 @@ impl fmt::Display for SchemaObject {
                 write!(f, "{table}.{}", shown_ident(column))
             }
             SchemaObject::Constraint { table, name } => write!(f, "{table}.{}", shown_ident(name)),
-            SchemaObject::Index(index) => write!(f, "{index}"),
+            SchemaObject::Index(name)
+            | SchemaObject::Table(name)
+            | SchemaObject::View(name)
+            | SchemaObject::MaterializedView(name)
+            | SchemaObject::Type(name)
+            | SchemaObject::Domain(name)
+            | SchemaObject::Sequence(name) => write!(f, "{name}"),
+            SchemaObject::Function { name, args } => write!(f, "{name}({args})"),
+            SchemaObject::Trigger { table, name } | SchemaObject::Policy { table, name } => {
+                write!(f, "{table}.{}", shown_ident(name))
+            }
         }
     }
 }
@@ -85,8 +147,14 @@ pub enum Field {
     Identity,
     GeneratedAs,
     Collation,
-    /// A constraint's or an index's definition.
+    /// A constraint's, an index's, a view's, a function's... definition.
     Definition,
+    /// An enum type's labels, in their order.
+    Labels,
+    /// Whether a table's row-level security is enabled (and forced).
+    RowSecurity,
+    /// A sequence's position.
+    LastValue,
 }
 
 impl fmt::Display for Field {
@@ -101,6 +169,9 @@ impl fmt::Display for Field {
             Field::GeneratedAs => "generated as",
             Field::Collation => "collation",
             Field::Definition => "definition",
+            Field::Labels => "labels",
+            Field::RowSecurity => "row security",
+            Field::LastValue => "last value",
         })
     }
 }
@@ -145,7 +216,23 @@ impl SchemaDifference {
     /// local: PRIMARY KEY (id)`.
     pub fn detail(&self) -> String {
         let shown = |v: &Option<String>| v.as_deref().unwrap_or("none").to_string();
+        // A view's or a function's definition takes many lines: the text names the difference,
+        // the JSON's `left` and `right` carry both definitions.
+        let long = matches!(
+            self.kind(),
+            ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::Function
+        );
         match self.change {
+            Change::OnlyLeft if long => format!("only on {}", self.sides.left),
+            Change::OnlyRight if long => format!("only on {}", self.sides.right),
+            Change::Field(field) if long => format!("{field} differs"),
+            Change::Field(Field::Labels) => format!(
+                "labels differ: {} {}, {} {}",
+                self.sides.left,
+                shown(&self.left),
+                self.sides.right,
+                shown(&self.right)
+            ),
             Change::OnlyLeft => format!("only on {}: {}", self.sides.left, shown(&self.left)),
             Change::OnlyRight => format!("only on {}: {}", self.sides.right, shown(&self.right)),
             Change::Field(field) => format!(
@@ -187,14 +274,19 @@ impl Serialize for SchemaDifference {
 }
 
 /// Collects the differences, in the order they are found.
-struct Differ<'a> {
+pub(super) struct Differ<'a> {
     out: Vec<SchemaDifference>,
     sides: &'a Sides,
 }
 
 impl Differ<'_> {
     /// An object on one side only, described by `left` or `right`.
-    fn only(&mut self, object: SchemaObject, left: Option<String>, right: Option<String>) {
+    pub(super) fn only(
+        &mut self,
+        object: SchemaObject,
+        left: Option<String>,
+        right: Option<String>,
+    ) {
         let change = match (&left, &right) {
             (Some(_), None) => Change::OnlyLeft,
             (None, Some(_)) => Change::OnlyRight,
@@ -204,7 +296,7 @@ impl Differ<'_> {
     }
 
     /// A field of an object on both sides, when its values differ.
-    fn field(
+    pub(super) fn field(
         &mut self,
         object: &SchemaObject,
         field: Field,
@@ -222,7 +314,12 @@ impl Differ<'_> {
     }
 
     /// A constraint or an index: on one side only, or with a different definition.
-    fn definition(&mut self, object: SchemaObject, left: Option<&str>, right: Option<&str>) {
+    pub(super) fn definition(
+        &mut self,
+        object: SchemaObject,
+        left: Option<&str>,
+        right: Option<&str>,
+    ) {
         match (left, right) {
             (Some(_), Some(_)) => self.field(&object, Field::Definition, left, right),
             _ => self.only(object, left.map(str::to_string), right.map(str::to_string)),
@@ -266,6 +363,7 @@ pub fn compare_schema(l: &Catalog, r: &Catalog, ls: &str, rs: &str) -> Vec<Schem
         constraints(&mut d, name, lt, rt);
     }
     indexes(&mut d, l, r);
+    objects::compare_objects(&mut d, l, r);
     d.out
 }
 
@@ -371,5 +469,6 @@ fn indexes(d: &mut Differ, l: &Catalog, r: &Catalog) {
     }
 }
 
+mod objects;
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,7 @@ fn snapshot(rows: i64, rev: &str) -> Snapshot {
             extensions,
             foreign_keys: Vec::new(),
             sequences: Vec::new(),
+            objects: Default::default(),
             alembic: Some(AlembicState {
                 table: QualifiedName::new("public", "alembic_version"),
                 revisions: vec![rev.to_string()],

@@ -1,6 +1,7 @@
 //! The check before a stamp: the migrations' schema at the revision, built in a throwaway
 //! database on the target's server (dropped in every case), against the target's schema, with
-//! the db-verify engine. Tables, columns, constraints and indexes by name; not rows, not
+//! the db-verify engine. Tables, columns, constraints, indexes, views, functions, triggers,
+//! enum types, domains, policies and sequences by name; not rows, not sequence positions, not
 //! `alembic_version` itself.
 
 use std::{fmt, time::Duration};
@@ -21,7 +22,7 @@ use crate::{
     verify::{
         self,
         catalog::{self, Measures, Snapshot, TableMeasure},
-        Change, Endpoint, ObjectKind, TableStatus,
+        Change, Endpoint, Field, ObjectKind, TableStatus,
     },
 };
 
@@ -50,6 +51,15 @@ pub(super) enum ProblemKind {
     Column,
     Constraint,
     Index,
+    View,
+    #[serde(rename = "materialized_view")]
+    MaterializedView,
+    Function,
+    Trigger,
+    Type,
+    Domain,
+    Policy,
+    Sequence,
 }
 
 impl From<ObjectKind> for ProblemKind {
@@ -59,6 +69,16 @@ impl From<ObjectKind> for ProblemKind {
             ObjectKind::Column => ProblemKind::Column,
             ObjectKind::Constraint => ProblemKind::Constraint,
             ObjectKind::Index => ProblemKind::Index,
+            // Row security: a setting of a table that both sides have.
+            ObjectKind::Table => ProblemKind::Table,
+            ObjectKind::View => ProblemKind::View,
+            ObjectKind::MaterializedView => ProblemKind::MaterializedView,
+            ObjectKind::Function => ProblemKind::Function,
+            ObjectKind::Trigger => ProblemKind::Trigger,
+            ObjectKind::Type => ProblemKind::Type,
+            ObjectKind::Domain => ProblemKind::Domain,
+            ObjectKind::Policy => ProblemKind::Policy,
+            ObjectKind::Sequence => ProblemKind::Sequence,
         }
     }
 }
@@ -71,6 +91,14 @@ impl fmt::Display for ProblemKind {
             ProblemKind::Column => "column",
             ProblemKind::Constraint => "constraint",
             ProblemKind::Index => "index",
+            ProblemKind::View => "view",
+            ProblemKind::MaterializedView => "materialized view",
+            ProblemKind::Function => "function",
+            ProblemKind::Trigger => "trigger",
+            ProblemKind::Type => "type",
+            ProblemKind::Domain => "domain",
+            ProblemKind::Policy => "policy",
+            ProblemKind::Sequence => "sequence",
         })
     }
 }
@@ -296,9 +324,27 @@ fn compare(
         if same.iter().any(|c| c.explains(d)) {
             continue;
         }
-        let shown = |v: &Option<String>| v.clone().unwrap_or_default();
+        // A sequence's position is data: the throwaway database's sequences are all fresh.
+        if d.change == Change::Field(Field::LastValue) {
+            continue;
+        }
+        // A view's or a function's definition takes many lines: named, not shown.
+        let long = matches!(
+            d.kind(),
+            ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::Function
+        );
+        let shown = |v: &Option<String>| {
+            if long {
+                String::new()
+            } else {
+                v.clone().unwrap_or_default()
+            }
+        };
         let (problem, detail) = match d.change {
             Change::OnlyLeft => (Finding::Missing, shown(&d.left)),
+            Change::OnlyRight if long => {
+                (Finding::Extra, "not created by the migrations".to_string())
+            }
             Change::OnlyRight => (
                 Finding::Extra,
                 format!("{}; not created by the migrations", shown(&d.right)),

@@ -173,8 +173,9 @@ async fn recreate(conn: &mut Client, what: &SchemaObject, text: &str) -> Option<
             .ok()?
             .get(0)
         }
-        // Extensions are never candidates.
-        SchemaObject::Extension(_) => return None,
+        // Only constraints, indexes and column defaults are candidates (`printed_differently`):
+        // any other definition that differs stays a difference.
+        _ => return None,
     };
     let _ = tx.rollback().await;
     Some(printed)

@@ -1,6 +1,7 @@
 //! What one side of a comparison reads from its database, in one read-only REPEATABLE READ
 //! transaction: first the catalog (tables, columns, constraints, indexes, extensions, foreign keys,
-//! owned sequences, the Alembic revision), then the measurements (exact row counts, optional
+//! owned sequences, views, functions, triggers, enum types, domains, policies, every sequence's
+//! position, the Alembic revision), then the measurements (exact row counts, optional
 //! checksums, foreign-key orphans, sequence positions), all from the same snapshot.
 //!
 //! Every name that goes into SQL is quoted with `quote_ident`, schema and table separately; the
@@ -15,6 +16,8 @@
 //! data streams (pg_dump, psql) have sessions of their own and are not limited by it.
 
 mod measure;
+mod objects;
+mod objects_sql;
 mod read;
 mod session;
 mod sql;
@@ -24,6 +27,7 @@ use std::collections::BTreeMap;
 use crate::pg::ident::QualifiedName;
 
 pub use measure::{checksum_sql, count_sql, measure, orphans_sql, sequence_column_sql};
+pub use objects::{positions_sql, Function, Objects, Sequence, View};
 pub use read::read_catalog;
 pub use session::{
     begin, begin_exported_snapshot, connect, parse_statement_timeout, statement_timeout,
@@ -171,6 +175,8 @@ pub struct Catalog {
     pub extensions: BTreeMap<String, Extension>,
     pub foreign_keys: Vec<ForeignKey>,
     pub sequences: Vec<OwnedSequence>,
+    /// Views, functions, triggers, types, domains, policies and every sequence's position.
+    pub objects: Objects,
     pub alembic: Option<AlembicState>,
 }
 

@@ -1,5 +1,6 @@
 //! Phase one of a side's read: the structure of its database (tables, columns, constraints,
-//! indexes, extensions, foreign keys, owned sequences) and its Alembic revision.
+//! indexes, extensions, foreign keys, owned sequences), the objects beyond the tables
+//! (`objects.rs`) and its Alembic revision.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +88,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
         extensions: BTreeMap::new(),
         foreign_keys: Vec::new(),
         sequences: Vec::new(),
+        objects: Objects::default(),
         alembic: None,
     };
     for row in tables {
@@ -183,6 +185,7 @@ pub async fn read_catalog<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
     catalog.sequences.sort_by(|a, b| {
         (&a.table, &a.column, &a.sequence).cmp(&(&b.table, &b.column, &b.sequence))
     });
+    catalog.objects = super::objects::read_objects(tx, url).await?;
     catalog.alembic = read_alembic(tx, url, &catalog).await?;
     Ok(catalog)
 }

@@ -103,6 +103,7 @@ fn schema(notes: &str, check: &str, version: &str) -> Snapshot {
             extensions,
             foreign_keys: Vec::new(),
             sequences: Vec::new(),
+            objects: Default::default(),
             alembic: Some(AlembicState {
                 table: QualifiedName::new("public", "alembic_version"),
                 revisions: vec!["c5".into()],
