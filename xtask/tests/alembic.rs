@@ -526,3 +526,87 @@ fn status_of_an_unreachable_database_exits_1_and_names_it() {
         run.stdout
     );
 }
+
+/// A Core migration whose only change is a view.
+const VIEW_MIGRATION: &str = r#""""active_users: a view, and nothing else
+
+Revision ID: c0006_active_users
+Revises: c0005_correlations
+"""
+from alembic import op
+
+revision = "c0006_active_users"
+down_revision = "c0005_correlations"
+branch_labels = None
+depends_on = None
+
+VIEW = "CREATE VIEW public.active_users AS SELECT id, email FROM public.users WHERE is_active"
+
+
+def upgrade() -> None:
+    op.execute(VIEW)
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW public.active_users")
+"#;
+
+#[test]
+fn a_revision_whose_only_change_is_a_view_is_not_stamped_on_a_database_without_it() {
+    require_docker!();
+    let pg = PgContainer::start();
+    init(&pg, "core", None);
+    let core = pg.url("core");
+    let backend = support::backend_with_core_migration("c0006_active_users.py", VIEW_MIGRATION);
+    let backend_dir = backend.path().display().to_string();
+    let env = [("XTASK_BACKEND_DIR", backend_dir.as_str())];
+    let args = [
+        "--local-url",
+        &core,
+        "alembic-stamp",
+        "--config",
+        "core",
+        "--yes",
+    ];
+
+    // Every table is there; the view that c0006 creates is not.
+    let refused = run_xtask(&args, &env);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        squeezed(&refused.stdout).contains("missing view public.active_users"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stderr.contains("alembic-stamp refused"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(versions(&core), ["c0005_correlations"]);
+    assert_no_throwaway_left(&pg);
+
+    // Another definition under the same name is refused too.
+    query(
+        &core,
+        "CREATE VIEW public.active_users AS SELECT id, email FROM public.users",
+    );
+    let refused = run_xtask(&args, &env);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        squeezed(&refused.stdout).contains("view public.active_users: definition differs"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(versions(&core), ["c0005_correlations"]);
+
+    // With the view as the migration writes it, the schema is at c0006: stamped.
+    query(
+        &core,
+        "CREATE OR REPLACE VIEW public.active_users AS \
+         SELECT id, email FROM public.users WHERE is_active",
+    );
+    let stamped = run_xtask(&args, &env);
+    assert_eq!(stamped.code, 0, "{}", stamped.all());
+    assert_eq!(versions(&core), ["c0006_active_users"]);
+    assert_no_throwaway_left(&pg);
+}

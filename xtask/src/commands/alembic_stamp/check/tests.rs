@@ -197,3 +197,54 @@ fn a_definition_that_is_the_same_once_recreated_is_a_note() {
     assert_eq!(checked.problems.len(), 1);
     assert_eq!(checked.problems[0].problem, Finding::Differs);
 }
+
+#[test]
+fn views_functions_and_enum_labels_refuse_but_sequence_positions_do_not() {
+    use crate::verify::catalog::{Function, Sequence, View};
+    let t = target();
+    let scratch = t.url.with_dbname("app_xtask_stamp_check");
+    let q = |name: &str| QualifiedName::new("public", name);
+    let mut expected = schema("text", "CHECK (notes <> '')", "0.8.0");
+    let mut actual = expected.clone();
+    let e = &mut expected.catalog.objects;
+    e.views.insert(
+        q("active"),
+        View {
+            materialized: false,
+            definition: " SELECT 1;".into(),
+        },
+    );
+    let f = |body: &str| Function {
+        procedure: false,
+        definition: format!("CREATE OR REPLACE FUNCTION public.f(integer)\n{body}"),
+    };
+    e.functions.insert((q("f"), "integer".into()), f("x + 1"));
+    e.enums.insert(q("mood"), vec!["a".into(), "b".into()]);
+    // The migrations' fresh sequence against the target's used one: data, not schema.
+    let seq = |position: &str| Sequence {
+        owner: None,
+        position: Some(position.into()),
+    };
+    e.sequences.insert(q("free_seq"), seq("1 (not called)"));
+    let a = &mut actual.catalog.objects;
+    a.functions.insert((q("f"), "integer".into()), f("x + 2"));
+    a.enums.insert(q("mood"), vec!["a".into()]);
+    a.sequences.insert(q("free_seq"), seq("1000"));
+    // Only constraints, indexes and defaults can be "printed differently": never these.
+    assert!(printed_differently(&expected, &actual).is_empty());
+    let checked = compare(&t, &scratch, &expected, &actual, &[]);
+    let lines: Vec<String> = checked.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "missing view public.active",
+            "function public.f(integer): definition differs",
+            "type public.mood: labels differ: migrations [a, b], local [a]",
+        ]
+    );
+    assert_eq!(checked.problems[0].kind, ProblemKind::View);
+    assert_eq!(
+        serde_json::to_value(&checked.problems[1]).unwrap()["kind"],
+        "function"
+    );
+}
