@@ -4,7 +4,8 @@
 //! a table is refused, the table named and `alembic_version` left as it was, and `--force`
 //! stamps it anyway (runbook 003); two heads in a copy of the migrations fail
 //! `alembic-status --offline` naming both, refuse a stamp at `head` naming the merge, and
-//! `--revision heads` stamps both. One container per test, several databases in it.
+//! `--revision heads` stamps both; a revision whose only change is a view is refused on a
+//! database without it, naming the view. One container per test, several databases in it.
 
 mod support;
 
