@@ -1,5 +1,6 @@
 //! `cargo xtask db-verify` against real PostgreSQL 17 + pgvector servers: equality on identical
-//! data, each kind of difference detected and named, physical column order, checksums, awkward
+//! data, each kind of difference detected and named (views, functions, triggers, enum labels,
+//! domains, policies and sequences too), physical column order, checksums, awkward
 //! identifiers, the JSON report, and exit codes 0 / 3 / 1 / 2. One container per test, several
 //! databases in it; databases are copied with `CREATE DATABASE ... TEMPLATE` (instant) rather
 //! than seeded again.

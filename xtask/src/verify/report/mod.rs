@@ -36,7 +36,9 @@
 //!         { "schema": "public", "table": "extra", "status": "only_right", "left_rows": null, "right_rows": 10 }
 //!       ],                                         // status: ok | rows_differ | checksum_differs | only_left | only_right
 //!       "schema_differences": [
-//!         { "kind": "column",                      // extension | column | constraint | index
+//!         { "kind": "column",                      // extension | column | constraint | index | table
+//!                                                  //   | view | materialized_view | function | trigger
+//!                                                  //   | type | domain | policy | sequence
 //!           "object": "public.positions.notes",
 //!           "detail": "type text (remote) vs character varying(20) (local)",
 //!           "left": "text", "right": "character varying(20)" }   // null where the object is missing
