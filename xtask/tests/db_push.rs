@@ -200,3 +200,118 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
         );
     }
 }
+
+/// A session of the test, like an app's, that runs `BEGIN; <sql>` and then sits idle in its
+/// transaction, holding the locks `sql` took, until released.
+struct IdleInTransaction {
+    pid: i32,
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IdleInTransaction {
+    fn start(url: &str, app: &str, sql: &str) -> IdleInTransaction {
+        let url = xtask::config::DbUrl::parse(url).unwrap();
+        let (app, sql) = (app.to_string(), sql.to_string());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            support::block_on(async move {
+                let c = xtask::pg::client::connect(&url, std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                c.batch_execute(&format!("SET application_name = '{app}'; BEGIN; {sql}"))
+                    .await
+                    .unwrap();
+                let pid: i32 = c
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                ready_tx.send(pid).unwrap();
+                // Idle in the transaction until released; the session ends with the client.
+                tokio::task::spawn_blocking(move || done_rx.recv())
+                    .await
+                    .unwrap()
+                    .ok();
+            })
+        });
+        let pid = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the test's session did not take its lock");
+        IdleInTransaction {
+            pid,
+            done: Some(done_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn release(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for IdleInTransaction {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[test]
+fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_names_the_holder() {
+    require_docker!();
+    let bench = Bench::start(
+        |pg: &PgContainer| {
+            init_and_seed(pg);
+            query(
+                &pg.url(CORE),
+                "DELETE FROM market_data_cache WHERE id % 2 = 0",
+            );
+        },
+        init_and_seed,
+    );
+    let remote = bench.remote.url(CORE);
+    let before = both_fingerprints(&bench.remote);
+    let count = |table: &str| query_one(&remote, &format!("SELECT count(*) FROM {table}"));
+    let (positions, cache) = (count("positions"), count("market_data_cache"));
+
+    // The app, idle in a transaction after a read: ACCESS SHARE on positions until it ends.
+    let mut app =
+        IdleInTransaction::start(&remote, "test-app-idle", "SELECT count(*) FROM positions");
+    let started = std::time::Instant::now();
+    let run = bench.run_with(
+        "db-push",
+        &["--yes", "--core-only"],
+        &[("XTASK_LOCK_TIMEOUT", "2s")],
+    );
+    let took = started.elapsed();
+    let holder = format!("pid {} (", app.pid);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        took < std::time::Duration::from_secs(120),
+        "the push waited {took:?}"
+    );
+    app.release();
+    assert_eq!(both_fingerprints(&bench.remote), before);
+    assert_eq!(count("positions"), positions);
+    assert_eq!(count("market_data_cache"), cache);
+    fault_case(
+        "db-push",
+        "a remote session idle in a transaction holds a lock on a loaded table \
+         (XTASK_LOCK_TIMEOUT=2s)",
+        &run,
+        1,
+        &[
+            "the load waited longer than XTASK_LOCK_TIMEOUT=2s for a lock",
+            &holder,
+            "test-app-idle",
+            "idle in transaction, in a transaction since",
+            "changed nothing (its transaction was rolled back)",
+            "lock timeout",
+        ],
+        "remote Core and AI unchanged (fingerprints, row counts)",
+    );
+}
