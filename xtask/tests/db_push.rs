@@ -315,3 +315,62 @@ fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_names_the_holder() 
         "remote Core and AI unchanged (fingerprints, row counts)",
     );
 }
+
+#[test]
+fn push_from_the_17_container_into_a_postgresql_15_remote() {
+    require_docker!();
+    // pg_dump 17 (the container's) starts its stream with `SET transaction_timeout = 0;`, which
+    // PostgreSQL 15 rejects: the push must leave that line out and load everything else.
+    let cluster = support::HostCluster::start();
+    let local = PgContainer::start();
+    let remote = cluster.url(CORE);
+    std::thread::scope(|s| {
+        s.spawn(|| init_and_seed(&local));
+        s.spawn(|| {
+            let run = support::run_xtask(
+                &["seed", "--core-only"],
+                &[("DATABASE_URL", remote.as_str())],
+            );
+            assert_eq!(run.code, 0, "{}", run.all());
+        });
+    });
+    assert!(
+        query_one(&remote, "SHOW server_version_num").starts_with("15"),
+        "the host cluster is PostgreSQL 15"
+    );
+    // The remote drifts, so that only a completed push makes it equal again.
+    query(
+        &remote,
+        "DELETE FROM position_tags; DELETE FROM position_factor_exposures; \
+         DELETE FROM positions; UPDATE users SET full_name = 'drifted'",
+    );
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (backups, logs) = (dirs.path().join("backups"), dirs.path().join("logs"));
+    let local_url = local.url(CORE);
+    let env = [
+        ("DATABASE_URL", local_url.as_str()),
+        ("RAILWAY_DB_URL", remote.as_str()),
+        ("POSTGRES_CONTAINER", local.name.as_str()),
+        ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
+        ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+    ];
+    let run = support::run_xtask(
+        &["db-push", "--yes", "--core-only", "--via", "docker"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("core: equal"), "{}", run.stdout);
+    // Read back on the 15 server by the test: every table as the local one.
+    assert_eq!(fingerprint(&remote), fingerprint(&local_url));
+    assert_eq!(
+        query_one(
+            &remote,
+            "SELECT count(*) FROM users WHERE full_name = 'drifted'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_one(&remote, "SELECT count(*) FROM positions"),
+        query_one(&local_url, "SELECT count(*) FROM positions")
+    );
+}

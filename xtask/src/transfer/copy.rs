@@ -247,6 +247,15 @@ pub async fn prepare_load(
     let schema = TargetSchema::read(&conn, target_url).await?;
     let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
     shaper.bound_lock_waits(load::lock_timeout()?);
+    let version: i32 = conn
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .with_context(|| format!("reading the server version of {target_url}"))?
+        .get(0);
+    shaper.target_version(version);
     if staging && mode == LoadMode::Replace && !selection.tables.is_empty() {
         let tables: Vec<&QualifiedName> = selection.tables.iter().collect();
         let probes: Vec<String> = tables

@@ -11,6 +11,10 @@
 //! a transaction of its own, the data on several connections, `index_builds` spread over them,
 //! then `constraints` in one last transaction.
 //!
+//! Into a server older than PostgreSQL 17, pg_dump 17's `SET transaction_timeout = 0;` is left
+//! out of the stream (those servers reject the setting, and the whole load with it); nothing else
+//! of the stream is filtered for the version.
+//!
 //! Every lock wait of the load is bounded (`XTASK_LOCK_TIMEOUT`, default 30 s): an app session
 //! idle in a transaction on a table would otherwise hold the load's `ALTER TABLE` or `TRUNCATE`
 //! for ever, and every app query would queue behind the waiting load.
@@ -116,6 +120,8 @@ pub struct LoadShaper {
     holding_rows: Option<BTreeSet<QualifiedName>>,
     /// `SET LOCAL lock_timeout` for the load's transaction (`None`: the server's own setting).
     lock_timeout: Option<Duration>,
+    /// The target is older than PostgreSQL 17: pg_dump 17's `SET transaction_timeout` is dropped.
+    before_17: bool,
 }
 
 impl LoadShaper {
@@ -152,6 +158,7 @@ impl LoadShaper {
             rebuild_indexes: false,
             holding_rows: None,
             lock_timeout: None,
+            before_17: false,
         })
     }
 
@@ -176,6 +183,12 @@ impl LoadShaper {
     /// waiting behind another session, and of holding everyone queued behind it.
     pub fn bound_lock_waits(&mut self, timeout: Option<Duration>) {
         self.lock_timeout = Some(timeout.unwrap_or(Duration::ZERO));
+    }
+
+    /// The target server's version (`server_version_num`, 150004 for 15.4): below 17 it does not
+    /// know `transaction_timeout`, which pg_dump 17 sets at the start of its output.
+    pub fn target_version(&mut self, server_version_num: i32) {
+        self.before_17 = server_version_num < 170000;
     }
 
     pub fn mode(&self) -> LoadMode {
@@ -340,6 +353,11 @@ impl Shaper for LoadShaper {
     }
 
     fn keep_line(&mut self, line: &str) -> bool {
+        // PostgreSQL 15 and 16 reject the setting (unrecognized configuration parameter), and
+        // ON_ERROR_STOP ends the load on it; they have no transaction timeout to turn off.
+        if self.before_17 && line == "SET transaction_timeout = 0;" {
+            return false;
+        }
         // Upsert keeps the target's sequences and moves them past the merged rows at the end;
         // the source's values could be lower than rows the target already has.
         !(self.mode == LoadMode::Upsert && line.starts_with("SELECT pg_catalog.setval("))

@@ -188,3 +188,30 @@ fn lock_timeout_takes_seconds_or_postgres_units() {
         assert!(err.contains("500ms"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn only_transaction_timeout_is_dropped_and_only_before_17() {
+    let users = QualifiedName::new("public", "users");
+    let lines = [
+        "SET statement_timeout = 0;",
+        "SET lock_timeout = 0;",
+        "SET transaction_timeout = 0;",
+        "SET client_encoding = 'UTF8';",
+        "SELECT pg_catalog.setval('public.users_id_seq', 6, true);",
+    ];
+    let mut shaper = LoadShaper::new(LoadMode::Replace, [users.clone()].into(), schema()).unwrap();
+    for version in [170000, 170006, 180001] {
+        shaper.target_version(version);
+        assert!(lines.iter().all(|l| shaper.keep_line(l)), "{version}");
+    }
+    for version in [150004, 160009] {
+        shaper.target_version(version);
+        let kept: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| shaper.keep_line(l))
+            .collect();
+        assert_eq!(kept.len(), lines.len() - 1, "{version}");
+        assert!(!kept.contains(&"SET transaction_timeout = 0;"), "{version}");
+    }
+}
