@@ -95,6 +95,7 @@ impl DbUrl {
                              userinfo (postgresql://USER:PASSWORD@HOST/DB) or as ?password="
                         );
                     }
+                    continue;
                 }
                 "sslpassword" => bail!(
                     "the URL has an `sslpassword` parameter, which cannot be kept secret: libpq \
@@ -104,9 +105,6 @@ impl DbUrl {
                      sslpassword from the URL"
                 ),
                 _ => {}
-            }
-            if key == "password" {
-                continue;
             }
             params.extend(url::form_urlencoded::parse(piece.as_bytes()).map(|(k, v)| {
                 match k.as_ref() {
