@@ -200,3 +200,177 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
         );
     }
 }
+
+/// A session of the test, like an app's, that runs `BEGIN; <sql>` and then sits idle in its
+/// transaction, holding the locks `sql` took, until released.
+struct IdleInTransaction {
+    pid: i32,
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IdleInTransaction {
+    fn start(url: &str, app: &str, sql: &str) -> IdleInTransaction {
+        let url = xtask::config::DbUrl::parse(url).unwrap();
+        let (app, sql) = (app.to_string(), sql.to_string());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            support::block_on(async move {
+                let c = xtask::pg::client::connect(&url, std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                c.batch_execute(&format!("SET application_name = '{app}'; BEGIN; {sql}"))
+                    .await
+                    .unwrap();
+                let pid: i32 = c
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                ready_tx.send(pid).unwrap();
+                // Idle in the transaction until released; the session ends with the client.
+                tokio::task::spawn_blocking(move || done_rx.recv())
+                    .await
+                    .unwrap()
+                    .ok();
+            })
+        });
+        let pid = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the test's session did not take its lock");
+        IdleInTransaction {
+            pid,
+            done: Some(done_tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn release(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for IdleInTransaction {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[test]
+fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_names_the_holder() {
+    require_docker!();
+    let bench = Bench::start(
+        |pg: &PgContainer| {
+            init_and_seed(pg);
+            query(
+                &pg.url(CORE),
+                "DELETE FROM market_data_cache WHERE id % 2 = 0",
+            );
+        },
+        init_and_seed,
+    );
+    let remote = bench.remote.url(CORE);
+    let before = both_fingerprints(&bench.remote);
+    let count = |table: &str| query_one(&remote, &format!("SELECT count(*) FROM {table}"));
+    let (positions, cache) = (count("positions"), count("market_data_cache"));
+
+    // The app, idle in a transaction after a read: ACCESS SHARE on positions until it ends.
+    let mut app =
+        IdleInTransaction::start(&remote, "test-app-idle", "SELECT count(*) FROM positions");
+    let started = std::time::Instant::now();
+    let run = bench.run_with(
+        "db-push",
+        &["--yes", "--core-only"],
+        &[("XTASK_LOCK_TIMEOUT", "2s")],
+    );
+    let took = started.elapsed();
+    let holder = format!("pid {} (", app.pid);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        took < std::time::Duration::from_secs(120),
+        "the push waited {took:?}"
+    );
+    app.release();
+    assert_eq!(both_fingerprints(&bench.remote), before);
+    assert_eq!(count("positions"), positions);
+    assert_eq!(count("market_data_cache"), cache);
+    fault_case(
+        "db-push",
+        "a remote session idle in a transaction holds a lock on a loaded table \
+         (XTASK_LOCK_TIMEOUT=2s)",
+        &run,
+        1,
+        &[
+            "the load waited longer than XTASK_LOCK_TIMEOUT=2s for a lock",
+            &holder,
+            "test-app-idle",
+            "idle in transaction, in a transaction since",
+            "changed nothing (its transaction was rolled back)",
+            "lock timeout",
+        ],
+        "remote Core and AI unchanged (fingerprints, row counts)",
+    );
+}
+
+#[test]
+fn push_from_the_17_container_into_a_postgresql_15_remote() {
+    require_docker!();
+    // pg_dump 17 (the container's) starts its stream with `SET transaction_timeout = 0;`, which
+    // PostgreSQL 15 rejects: the push must leave that line out and load everything else.
+    let cluster = support::HostCluster::start();
+    let local = PgContainer::start();
+    let remote = cluster.url(CORE);
+    std::thread::scope(|s| {
+        s.spawn(|| init_and_seed(&local));
+        s.spawn(|| {
+            let run = support::run_xtask(
+                &["seed", "--core-only"],
+                &[("DATABASE_URL", remote.as_str())],
+            );
+            assert_eq!(run.code, 0, "{}", run.all());
+        });
+    });
+    assert!(
+        query_one(&remote, "SHOW server_version_num").starts_with("15"),
+        "the host cluster is PostgreSQL 15"
+    );
+    // The remote drifts, so that only a completed push makes it equal again.
+    query(
+        &remote,
+        "DELETE FROM position_tags; DELETE FROM position_factor_exposures; \
+         DELETE FROM positions; UPDATE users SET full_name = 'drifted'",
+    );
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (backups, logs) = (dirs.path().join("backups"), dirs.path().join("logs"));
+    let local_url = local.url(CORE);
+    let env = [
+        ("DATABASE_URL", local_url.as_str()),
+        ("RAILWAY_DB_URL", remote.as_str()),
+        ("POSTGRES_CONTAINER", local.name.as_str()),
+        ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
+        ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+    ];
+    let run = support::run_xtask(
+        &["db-push", "--yes", "--core-only", "--via", "docker"],
+        &env,
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("core: equal"), "{}", run.stdout);
+    // Read back on the 15 server by the test: every table as the local one.
+    assert_eq!(fingerprint(&remote), fingerprint(&local_url));
+    assert_eq!(
+        query_one(
+            &remote,
+            "SELECT count(*) FROM users WHERE full_name = 'drifted'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query_one(&remote, "SELECT count(*) FROM positions"),
+        query_one(&local_url, "SELECT count(*) FROM positions")
+    );
+}

@@ -684,6 +684,35 @@ fn exit_1_names_why_it_could_not_compare_and_2_for_a_missing_url() {
 }
 
 #[test]
+fn a_password_given_as_url_parameter_connects_and_never_shows() {
+    require_docker!();
+    let pg = PgContainer::start();
+    create_db(&pg, "present");
+    // The password only in `?password=` (libpq's other place for it), percent-encoded.
+    let url = format!(
+        "postgresql://{}@127.0.0.1:{}/present?password={}",
+        support::USER,
+        pg.port,
+        support::PASSWORD_ENCODED
+    );
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec![
+            "db-verify",
+            "--core-only",
+            "--remote-url",
+            &url,
+            "--local-url",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        // run_xtask fails the test if the password, plain or encoded, is in stdout or stderr.
+        let run = run_xtask(&args, &[]);
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(!run.all().contains("password="), "{}", run.all());
+    }
+}
+
+#[test]
 fn a_postgresql_15_side_compares_with_a_17_side() {
     require_docker!();
     // Remote on the host's PostgreSQL 15, local on the 17 container: the catalog queries and the

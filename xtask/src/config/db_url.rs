@@ -1,6 +1,16 @@
 //! `DbUrl`, the one type that holds a database password and never shows it: parsed from the
 //! app's forms (`postgresql://`, `postgres://`, `postgresql+asyncpg://`, percent-encoded
 //! passwords), masked in `Display` and `Debug`, handed to child processes without the password.
+//!
+//! A password may also come as a query parameter, as libpq allows
+//! (`postgresql://u@h/d?password=...`): it is the password, taken out of the parameters into the
+//! same field, so that it is masked and kept off command lines like one in the userinfo. libpq
+//! silently takes the later of the two when both are given; here two that differ are refused
+//! (neither value named), since a wrong guess would be tried against a production server.
+//! `sslpassword` (the client key's passphrase) is refused: libpq reads it from the connection
+//! string only (no environment variable, and `PGPASSWORD` is not it), so pg_dump and psql could
+//! get it only on their command line, where any process of the machine reads it; and the
+//! xtask's own connections present no client certificate, so nothing else could use it.
 
 use std::fmt;
 
@@ -8,9 +18,10 @@ use anyhow::{bail, Context, Result};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use url::Url;
 
-/// A PostgreSQL connection URL. The password is kept apart, percent-decoded, and never shown:
-/// `Display` and `Debug` print `****` in its place, and the forms handed to child processes carry
-/// no password (it goes through `PGPASSWORD` in their environment).
+/// A PostgreSQL connection URL. The password (from the userinfo or a `password=` parameter) is
+/// kept apart, percent-decoded, and never shown: `Display` and `Debug` print `****` in its place,
+/// and the forms handed to child processes carry no password (it goes through `PGPASSWORD` in
+/// their environment).
 #[derive(Clone, PartialEq, Eq)]
 pub struct DbUrl {
     user: String,
@@ -68,14 +79,49 @@ impl DbUrl {
         if url.fragment().is_some() {
             bail!("the URL has a `#` fragment: a `#` in the password must be written %23");
         }
-        let params = url
-            .query_pairs()
-            .map(|(k, v)| match k.as_ref() {
-                // asyncpg's spelling of libpq's sslmode.
-                "ssl" => ("sslmode".to_string(), v.into_owned()),
-                _ => (k.into_owned(), v.into_owned()),
-            })
-            .collect();
+        let mut params = Vec::new();
+        let mut query_password: Option<String> = None;
+        for piece in url.query().unwrap_or_default().split('&') {
+            let key = piece.split_once('=').map_or(piece, |(k, _)| k);
+            let key = percent_decode_str(key).decode_utf8_lossy();
+            match key.as_ref() {
+                "password" => {
+                    // libpq decodes %XX only (a `+` stays a `+`), unlike the form decoding below.
+                    let value = piece.split_once('=').map_or("", |(_, v)| v);
+                    let value = decode(value, "password parameter")?;
+                    if query_password.replace(value).is_some() {
+                        bail!(
+                            "the URL gives `password=` twice: give the password once, in the \
+                             userinfo (postgresql://USER:PASSWORD@HOST/DB) or as ?password="
+                        );
+                    }
+                    continue;
+                }
+                "sslpassword" => bail!(
+                    "the URL has an `sslpassword` parameter, which cannot be kept secret: libpq \
+                     reads it only from the connection string, so pg_dump and psql would get it \
+                     on their command line, which other processes can read. Use a client key \
+                     without a passphrase (sslkey= in the URL, or PGSSLKEY) and remove \
+                     sslpassword from the URL"
+                ),
+                _ => {}
+            }
+            params.extend(url::form_urlencoded::parse(piece.as_bytes()).map(|(k, v)| {
+                match k.as_ref() {
+                    // asyncpg's spelling of libpq's sslmode.
+                    "ssl" => ("sslmode".to_string(), v.into_owned()),
+                    _ => (k.into_owned(), v.into_owned()),
+                }
+            }));
+        }
+        let password = match (password, query_password) {
+            (Some(a), Some(b)) if a != b => bail!(
+                "the URL gives two different passwords, one before the `@` and one as \
+                 ?password=: libpq would use the second one without a word; keep only the one \
+                 that is right"
+            ),
+            (a, b) => a.or(b),
+        };
         Ok(DbUrl {
             user,
             password,
@@ -284,5 +330,68 @@ mod tests {
         assert_eq!(url.host(), "::1");
         assert!(url.is_loopback());
         assert_eq!(url.to_libpq_uri(), "postgresql://u@[::1]:5555/d");
+    }
+
+    #[test]
+    fn password_parameter_is_the_password_and_never_shows() {
+        let url = DbUrl::parse(&format!(
+            "postgresql://u@h:1/d?sslmode=require&password={TRICKY_ENCODED}&application_name=a"
+        ))
+        .unwrap();
+        assert_eq!(url.password(), Some(TRICKY));
+        assert_eq!(url.param("password"), None);
+        assert_eq!(
+            url.to_libpq_uri(),
+            "postgresql://u@h:1/d?sslmode=require&application_name=a"
+        );
+        assert_eq!(
+            url.to_string(),
+            "postgresql://u:****@h:1/d?sslmode=require&application_name=a"
+        );
+        for shown in [
+            url.to_string(),
+            format!("{url:?}"),
+            format!("{url:#?}"),
+            url.to_libpq_uri(),
+        ] {
+            assert!(!shown.contains("p@ss"), "{shown}");
+            assert!(!shown.contains(TRICKY_ENCODED), "{shown}");
+            assert!(!shown.contains("password"), "{shown}");
+        }
+        // The password moves into the userinfo for a child's environment, and parses back equal.
+        let again = DbUrl::parse(&url.to_secret_uri()).unwrap();
+        assert_eq!(again, url);
+        // libpq decodes %XX only: a `+` in the parameter is a `+`.
+        let plus = DbUrl::parse("postgresql://u@h/d?password=a+b%2Bc").unwrap();
+        assert_eq!(plus.password(), Some("a+b+c"));
+    }
+
+    #[test]
+    fn password_in_both_places_must_agree() {
+        let same = DbUrl::parse(&format!(
+            "postgresql://u:{TRICKY_ENCODED}@h/d?password={TRICKY_ENCODED}"
+        ))
+        .unwrap();
+        assert_eq!(same.password(), Some(TRICKY));
+        for input in [
+            "postgresql://u:s3cretA@h/d?password=s3cretB",
+            "postgresql://u@h/d?password=s3cretA&password=s3cretB",
+        ] {
+            let err = format!("{:#}", DbUrl::parse(input).unwrap_err());
+            assert!(err.contains("password"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sslpassword_is_refused_without_being_shown() {
+        let err = DbUrl::parse(
+            "postgresql://u:s3cretA@h/d?sslmode=verify-full&sslkey=/k.pem&sslpassword=s3cretB",
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("sslpassword"), "{err}");
+        assert!(err.contains("PGSSLKEY"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

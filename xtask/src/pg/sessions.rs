@@ -1,7 +1,8 @@
 //! The other client sessions on a database, as typed values: db-pull refuses to replace a
-//! database that someone uses (or ends their sessions on request), db-push warns about them. What
-//! is decided (is it one of the xtask's own connections? this run's lock?) is read from the
-//! fields; `Display` is the text people see.
+//! database that someone uses (or ends their sessions on request), db-push warns about them, and
+//! a load that timed out waiting for a lock names the sessions that hold locks on its tables
+//! (`lock_holders`). What is decided (is it one of the xtask's own connections? this run's lock?)
+//! is read from the fields; `Display` is the text people see.
 
 use std::{fmt, time::Duration};
 
@@ -23,6 +24,30 @@ pub struct Session {
     pub client: String,
     /// `active`, `idle`, `idle in transaction`, ... ('' when the server does not say).
     pub state: String,
+    /// Since when: its open transaction's start, else its state's last change (`None` when the
+    /// server does not say).
+    pub since: Option<Since>,
+}
+
+/// A moment in a session's life, as the server saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Since {
+    /// `transaction` (xact_start: the session has a transaction open) or `state` (state_change).
+    pub what: &'static str,
+    /// In UTC, `2026-01-31 12:00:00 UTC`.
+    pub at: String,
+    /// How long before the query, in whole seconds.
+    pub seconds: i64,
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.what {
+            "transaction" => "in a transaction since",
+            _ => "in this state since",
+        };
+        write!(f, "{what} {} ({} s ago)", self.at, self.seconds)
+    }
 }
 
 impl Session {
@@ -43,6 +68,57 @@ impl fmt::Display for Session {
     }
 }
 
+/// Sessions with since when, for a lock that one of them holds:
+/// `pid 1 (app, psql from 127.0.0.1, idle in transaction, in a transaction since ... (42 s ago))`.
+pub fn describe_with_since(sessions: &[Session]) -> String {
+    sessions
+        .iter()
+        .map(|s| {
+            let shown = s.to_string();
+            match &s.since {
+                Some(since) => format!("{}, {since})", shown.trim_end_matches(')')),
+                None => shown,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The columns every session query reads, in `session_of`'s order (`a` is pg_stat_activity).
+const SESSION_COLUMNS: &str = "a.pid, coalesce(a.usename::text, ''), \
+    coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), \
+    coalesce(a.state, ''), CASE WHEN a.xact_start IS NOT NULL THEN 'transaction' \
+    WHEN a.state_change IS NOT NULL THEN 'state' END, \
+    to_char(coalesce(a.xact_start, a.state_change) AT TIME ZONE 'UTC', \
+    'YYYY-MM-DD HH24:MI:SS \"UTC\"'), \
+    extract(epoch FROM pg_catalog.now() - coalesce(a.xact_start, a.state_change))::bigint";
+
+fn session_of(r: &tokio_postgres::Row) -> Session {
+    let what: Option<&str> = r.get(5);
+    let at: Option<String> = r.get(6);
+    let seconds: Option<i64> = r.get(7);
+    let since = match (what, at, seconds) {
+        (Some(what), Some(at), Some(seconds)) => Some(Since {
+            what: if what == "transaction" {
+                "transaction"
+            } else {
+                "state"
+            },
+            at,
+            seconds,
+        }),
+        _ => None,
+    };
+    Session {
+        pid: r.get(0),
+        user: r.get(1),
+        application_name: r.get(2),
+        client: r.get(3),
+        state: r.get(4),
+        since,
+    }
+}
+
 /// Sessions for people: `pid 1 (...); pid 2 (...)`.
 pub fn describe(sessions: &[Session]) -> String {
     sessions
@@ -57,25 +133,40 @@ pub fn describe(sessions: &[Session]) -> String {
 pub async fn other_sessions(admin: &Client, dbname: &str) -> Result<Vec<Session>> {
     let rows = admin
         .query(
-            "SELECT pid, coalesce(usename::text, ''), coalesce(application_name, ''), \
-                    coalesce(host(client_addr), 'local socket'), coalesce(state, '') \
-             FROM pg_catalog.pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() \
-               AND backend_type = 'client backend'",
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM pg_catalog.pg_stat_activity a \
+                 WHERE a.datname = $1 AND a.pid <> pg_catalog.pg_backend_pid() \
+                   AND a.backend_type = 'client backend'"
+            ),
             &[&dbname],
         )
         .await
         .with_context(|| format!("listing the sessions on database {dbname}"))?;
-    Ok(rows
-        .iter()
-        .map(|r| Session {
-            pid: r.get(0),
-            user: r.get(1),
-            application_name: r.get(2),
-            client: r.get(3),
-            state: r.get(4),
-        })
-        .collect())
+    Ok(rows.iter().map(session_of).collect())
+}
+
+/// The sessions, other than the caller's, that hold a granted lock on one of `tables` (names as
+/// SQL, `"public"."positions"`) of the connected database: the ones a lock request on them waits
+/// behind. A table that no longer exists is skipped.
+pub async fn lock_holders(client: &Client, tables: &[String]) -> Result<Vec<Session>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {SESSION_COLUMNS} FROM pg_catalog.pg_stat_activity a \
+                 WHERE a.pid <> pg_catalog.pg_backend_pid() AND a.pid IN ( \
+                   SELECT l.pid FROM pg_catalog.pg_locks l \
+                   WHERE l.granted AND l.database = ( \
+                       SELECT oid FROM pg_catalog.pg_database \
+                       WHERE datname = pg_catalog.current_database()) \
+                     AND l.relation IN ( \
+                       SELECT pg_catalog.to_regclass(t) FROM pg_catalog.unnest($1::text[]) AS t)) \
+                 ORDER BY a.pid"
+            ),
+            &[&tables],
+        )
+        .await
+        .context("listing the sessions that hold locks on the tables")?;
+    Ok(rows.iter().map(session_of).collect())
 }
 
 /// Waits a little for sessions to go (our own just-closed connections take a moment to leave
@@ -118,7 +209,24 @@ mod tests {
             application_name: app.into(),
             client: "127.0.0.1".into(),
             state: "idle".into(),
+            since: None,
         }
+    }
+
+    #[test]
+    fn a_lock_holder_says_since_when() {
+        let mut holder = session("uvicorn");
+        holder.state = "idle in transaction".into();
+        holder.since = Some(Since {
+            what: "transaction",
+            at: "2026-01-31 12:00:00 UTC".into(),
+            seconds: 42,
+        });
+        assert_eq!(
+            describe_with_since(&[holder, session("")]),
+            "pid 42 (app, uvicorn from 127.0.0.1, idle in transaction, in a transaction since \
+             2026-01-31 12:00:00 UTC (42 s ago)); pid 42 (app from 127.0.0.1, idle)"
+        );
     }
 
     #[test]

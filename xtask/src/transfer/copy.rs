@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::{
     driver::Run,
-    load::{LoadMode, LoadShaper, TargetSchema},
+    load::{self, LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
     selection::{data_dump_args, Selection},
     source::SourceRead,
@@ -19,6 +19,7 @@ use crate::{
     pg::{
         client,
         ident::QualifiedName,
+        sessions,
         stream::{self, StartedDump, StreamProgress},
         PgTools, Tool,
     },
@@ -173,6 +174,61 @@ impl CopyStep<'_> {
             )
         });
         stream::relay_started(dump, &load, shaper, &self.logs.load, progress, None)
+            .map_err(|e| self.name_lock_holders(run, shaper, e))
+    }
+
+    /// A load that gave up waiting for a lock (SQLSTATE 55P03, which psql prints as "canceling
+    /// statement due to lock timeout"): the error gains who holds locks on its tables, read on a
+    /// connection of its own right after the failure, and what to do. Any other error is as it
+    /// was.
+    fn name_lock_holders(
+        &self,
+        run: &Run,
+        shaper: &LoadShaper,
+        err: anyhow::Error,
+    ) -> anyhow::Error {
+        let text = format!("{err:#}");
+        if !(text.contains("lock timeout") || text.contains("55P03")) {
+            return err;
+        }
+        let tables: Vec<String> = shaper.locked_tables().iter().map(|t| t.sql()).collect();
+        let target = self.target.dbname();
+        let holders = run.ctx.block_on(async {
+            let conn = client::connect(self.target, run.ctx.timeout()).await?;
+            sessions::lock_holders(&conn, &tables).await
+        });
+        let (who, end) = match holders {
+            Ok(h) if !h.is_empty() => {
+                let pids: Vec<String> = h.iter().map(|s| s.pid.to_string()).collect();
+                (
+                    format!("held by {}", sessions::describe_with_since(&h)),
+                    format!(
+                        "End {} (`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE \
+                         pid IN ({})` on {target}), or ask its owner to commit or roll back",
+                        if h.len() == 1 {
+                            "that session"
+                        } else {
+                            "those sessions"
+                        },
+                        pids.join(", ")
+                    ),
+                )
+            }
+            Ok(_) => (
+                "the session that held it has ended since".to_string(),
+                "Find who holds locks on it (pg_locks, pg_stat_activity)".to_string(),
+            ),
+            Err(e) => (
+                format!("who holds it could not be read: {e:#}"),
+                "Find who holds locks on it (pg_locks, pg_stat_activity)".to_string(),
+            ),
+        };
+        err.context(format!(
+            "the load waited longer than {} for a lock on a table of {target}, {who}; the load \
+             changed nothing (its transaction was rolled back). {end}, or wait for it to \
+             finish, or raise XTASK_LOCK_TIMEOUT, and run again",
+            load::lock_timeout_shown()
+        ))
     }
 }
 
@@ -190,6 +246,16 @@ pub async fn prepare_load(
     let conn = client::connect(target_url, timeout).await?;
     let schema = TargetSchema::read(&conn, target_url).await?;
     let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
+    shaper.bound_lock_waits(load::lock_timeout()?);
+    let version: i32 = conn
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .with_context(|| format!("reading the server version of {target_url}"))?
+        .get(0);
+    shaper.target_version(version);
     if staging && mode == LoadMode::Replace && !selection.tables.is_empty() {
         let tables: Vec<&QualifiedName> = selection.tables.iter().collect();
         let probes: Vec<String> = tables

@@ -10,16 +10,89 @@
 //! one insertion per row. The same SQL serves a parallel load, cut into its phases: `prologue` in
 //! a transaction of its own, the data on several connections, `index_builds` spread over them,
 //! then `constraints` in one last transaction.
+//!
+//! Into a server older than PostgreSQL 17, pg_dump 17's `SET transaction_timeout = 0;` is left
+//! out of the stream (those servers reject the setting, and the whole load with it); nothing else
+//! of the stream is filtered for the version.
+//!
+//! Every lock wait of the load is bounded (`XTASK_LOCK_TIMEOUT`, default 30 s): an app session
+//! idle in a transaction on a table would otherwise hold the load's `ALTER TABLE` or `TRUNCATE`
+//! for ever, and every app query would queue behind the waiting load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+
+use crate::exit::UsageError;
 
 use crate::pg::ident::{quote_ident, QualifiedName};
 use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
 
 pub use super::target_schema::{ForeignKeyDef, IndexDef, SequenceDef, TargetSchema, TriggerDef};
+
+/// How long the load waits for a lock when `XTASK_LOCK_TIMEOUT` is not set: long enough for a
+/// short app transaction to end, short enough that the app's queries, queued behind the waiting
+/// load, are not held for long.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// PostgreSQL caps lock_timeout at INT_MAX milliseconds (about 24.8 days).
+const MAX_LOCK_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// Parses `XTASK_LOCK_TIMEOUT` as the load reads it: whole seconds (`90`), or a whole number with
+/// one of PostgreSQL's time units (`500ms`, `30s`, `10min`, `2h`, `1d`), as
+/// `XTASK_STATEMENT_TIMEOUT`. `None` is no limit (`0`).
+pub fn parse_lock_timeout(raw: &str) -> std::result::Result<Option<Duration>, String> {
+    let text = raw.trim();
+    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = text.split_at(digits);
+    let bad = |why: &str| {
+        format!(
+            "XTASK_LOCK_TIMEOUT={raw:?} {why}: give whole seconds (`30`) or a whole number with \
+             a unit, ms, s, min, h or d (`500ms`, `2min`); `0` for no limit (default 30s)"
+        )
+    };
+    let value: u128 = number.parse().map_err(|_| bad("is not a duration"))?;
+    let unit_ms: u128 = match unit.trim() {
+        "" | "s" => 1000,
+        "ms" => 1,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad("has an unknown unit")),
+    };
+    let ms = value.saturating_mul(unit_ms);
+    if ms == 0 {
+        return Ok(None);
+    }
+    if ms > MAX_LOCK_TIMEOUT_MS {
+        return Err(bad("is longer than PostgreSQL allows (about 24 days)"));
+    }
+    Ok(Some(Duration::from_millis(ms as u64)))
+}
+
+/// The bound on each lock wait of a load: `XTASK_LOCK_TIMEOUT`, else 30 s; a bad value is a
+/// usage error.
+pub fn lock_timeout() -> Result<Option<Duration>> {
+    match std::env::var_os("XTASK_LOCK_TIMEOUT") {
+        None => Ok(Some(DEFAULT_LOCK_TIMEOUT)),
+        Some(raw) => {
+            parse_lock_timeout(&raw.to_string_lossy()).map_err(|e| UsageError::new(e).into())
+        }
+    }
+}
+
+/// The setting as messages show it: `XTASK_LOCK_TIMEOUT=2s`, or the default.
+pub fn lock_timeout_shown() -> String {
+    match std::env::var("XTASK_LOCK_TIMEOUT") {
+        Ok(raw) => format!("XTASK_LOCK_TIMEOUT={}", raw.trim()),
+        Err(_) => format!(
+            "XTASK_LOCK_TIMEOUT (not set: the default, {} s)",
+            DEFAULT_LOCK_TIMEOUT.as_secs()
+        ),
+    }
+}
 
 /// How loaded rows meet the rows already in the target's tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -45,6 +118,10 @@ pub struct LoadShaper {
     rebuild_indexes: bool,
     /// Replace mode: the loaded tables that hold rows; `None` (unknown) truncates them all.
     holding_rows: Option<BTreeSet<QualifiedName>>,
+    /// `SET LOCAL lock_timeout` for the load's transaction (`None`: the server's own setting).
+    lock_timeout: Option<Duration>,
+    /// The target is older than PostgreSQL 17: pg_dump 17's `SET transaction_timeout` is dropped.
+    before_17: bool,
 }
 
 impl LoadShaper {
@@ -80,6 +157,8 @@ impl LoadShaper {
             expected_rows: BTreeMap::new(),
             rebuild_indexes: false,
             holding_rows: None,
+            lock_timeout: None,
+            before_17: false,
         })
     }
 
@@ -100,8 +179,38 @@ impl LoadShaper {
         self.holding_rows = Some(holding);
     }
 
+    /// Bounds each of the load's lock waits by `timeout` (`None`: no limit): it fails instead of
+    /// waiting behind another session, and of holding everyone queued behind it.
+    pub fn bound_lock_waits(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = Some(timeout.unwrap_or(Duration::ZERO));
+    }
+
+    /// The target server's version (`server_version_num`, 150004 for 15.4): below 17 it does not
+    /// know `transaction_timeout`, which pg_dump 17 sets at the start of its output.
+    pub fn target_version(&mut self, server_version_num: i32) {
+        self.before_17 = server_version_num < 170000;
+    }
+
     pub fn mode(&self) -> LoadMode {
         self.mode
+    }
+
+    /// Every table the load locks: the loaded ones and those their foreign keys join them to.
+    pub fn locked_tables(&self) -> BTreeSet<QualifiedName> {
+        let mut tables = self.tables.clone();
+        for fk in self.foreign_keys() {
+            tables.insert(fk.table.clone());
+            tables.insert(fk.parent.clone());
+        }
+        tables
+    }
+
+    /// `SET LOCAL lock_timeout = ...;`, or nothing when the load was not bounded.
+    fn lock_timeout_sql(&self) -> String {
+        match self.lock_timeout {
+            Some(t) => format!("SET LOCAL lock_timeout = '{}ms';\n", t.as_millis()),
+            None => String::new(),
+        }
     }
 
     fn indexes(&self) -> impl Iterator<Item = &IndexDef> {
@@ -185,7 +294,8 @@ impl LoadShaper {
 
 impl Shaper for LoadShaper {
     fn prologue(&mut self) -> String {
-        let mut sql = String::new();
+        // First, so that it bounds the ALTER TABLE and TRUNCATE below.
+        let mut sql = self.lock_timeout_sql();
         for fk in self.foreign_keys() {
             let _ = writeln!(
                 sql,
@@ -243,13 +353,20 @@ impl Shaper for LoadShaper {
     }
 
     fn keep_line(&mut self, line: &str) -> bool {
+        // PostgreSQL 15 and 16 reject the setting (unrecognized configuration parameter), and
+        // ON_ERROR_STOP ends the load on it; they have no transaction timeout to turn off.
+        if self.before_17 && line == "SET transaction_timeout = 0;" {
+            return false;
+        }
         // Upsert keeps the target's sequences and moves them past the merged rows at the end;
         // the source's values could be lower than rows the target already has.
         !(self.mode == LoadMode::Upsert && line.starts_with("SELECT pg_catalog.setval("))
     }
 
     fn epilogue(&mut self, loaded: &[TableProgress]) -> String {
-        let mut sql = String::new();
+        // Again: pg_dump's stream sets lock_timeout = 0 at its start, which would leave the
+        // merges and the re-added foreign keys below waiting without limit.
+        let mut sql = self.lock_timeout_sql();
         if self.mode == LoadMode::Upsert {
             for part in loaded {
                 let table = &part.header.table;

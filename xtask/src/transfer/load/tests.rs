@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn schema() -> TargetSchema {
     let users = QualifiedName::new("public", "users");
@@ -134,4 +135,83 @@ fn upsert_without_a_primary_key_is_refused_naming_the_table() {
     .to_string();
     assert!(err.contains("public.portfolios"), "{err}");
     assert!(err.contains("--mode replace"), "{err}");
+}
+
+#[test]
+fn a_bounded_load_sets_its_lock_timeout_first_and_again_after_the_stream() {
+    let users = QualifiedName::new("public", "users");
+    let mut shaper = LoadShaper::new(LoadMode::Replace, [users].into(), schema()).unwrap();
+    shaper.bound_lock_waits(Some(Duration::from_secs(2)));
+    let prologue = shaper.prologue();
+    assert!(
+        prologue.starts_with("SET LOCAL lock_timeout = '2000ms';\n"),
+        "{prologue}"
+    );
+    assert!(prologue.contains("TRUNCATE"), "{prologue}");
+    let epilogue = shaper.epilogue(&[]);
+    assert!(
+        epilogue.starts_with("SET LOCAL lock_timeout = '2000ms';\n"),
+        "{epilogue}"
+    );
+    // `0` is no limit: the server's default (wait) is said explicitly, over pg_dump's.
+    shaper.bound_lock_waits(None);
+    assert!(shaper
+        .prologue()
+        .starts_with("SET LOCAL lock_timeout = '0ms';\n"));
+    // The loaded table and the table its foreign keys join it to.
+    assert_eq!(
+        shaper.locked_tables(),
+        [
+            QualifiedName::new("public", "portfolios"),
+            QualifiedName::new("public", "users")
+        ]
+        .into()
+    );
+}
+
+#[test]
+fn lock_timeout_takes_seconds_or_postgres_units() {
+    assert_eq!(parse_lock_timeout("30"), Ok(Some(Duration::from_secs(30))));
+    assert_eq!(parse_lock_timeout(" 2s "), Ok(Some(Duration::from_secs(2))));
+    assert_eq!(
+        parse_lock_timeout("500ms"),
+        Ok(Some(Duration::from_millis(500)))
+    );
+    assert_eq!(
+        parse_lock_timeout("2min"),
+        Ok(Some(Duration::from_secs(120)))
+    );
+    assert_eq!(parse_lock_timeout("0"), Ok(None));
+    for bad in ["", "soon", "2 weeks", "-1", "1.5s", "30d"] {
+        let err = parse_lock_timeout(bad).unwrap_err();
+        assert!(err.contains("XTASK_LOCK_TIMEOUT"), "{bad}: {err}");
+        assert!(err.contains("500ms"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn only_transaction_timeout_is_dropped_and_only_before_17() {
+    let users = QualifiedName::new("public", "users");
+    let lines = [
+        "SET statement_timeout = 0;",
+        "SET lock_timeout = 0;",
+        "SET transaction_timeout = 0;",
+        "SET client_encoding = 'UTF8';",
+        "SELECT pg_catalog.setval('public.users_id_seq', 6, true);",
+    ];
+    let mut shaper = LoadShaper::new(LoadMode::Replace, [users.clone()].into(), schema()).unwrap();
+    for version in [170000, 170006, 180001] {
+        shaper.target_version(version);
+        assert!(lines.iter().all(|l| shaper.keep_line(l)), "{version}");
+    }
+    for version in [150004, 160009] {
+        shaper.target_version(version);
+        let kept: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| shaper.keep_line(l))
+            .collect();
+        assert_eq!(kept.len(), lines.len() - 1, "{version}");
+        assert!(!kept.contains(&"SET transaction_timeout = 0;"), "{version}");
+    }
 }
