@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use crate::exit::UsageError;
 
 mod db_url;
+pub mod timeouts;
 pub use db_url::DbUrl;
 
 /// Where pg_dump, psql and pg_restore run.

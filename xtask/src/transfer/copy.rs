@@ -8,12 +8,13 @@ use anyhow::{Context, Result};
 
 use super::{
     driver::Run,
-    load::{self, LoadMode, LoadShaper, TargetSchema},
+    load::{LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
     selection::{data_dump_args, Selection},
     source::SourceRead,
     LoadLogs,
 };
+use crate::config::timeouts::LOCK_TIMEOUT;
 use crate::{
     config::{Database, DbUrl, Side},
     pg::{
@@ -227,7 +228,7 @@ impl CopyStep<'_> {
             "the load waited longer than {} for a lock on a table of {target}, {who}; the load \
              changed nothing (its transaction was rolled back). {end}, or wait for it to \
              finish, or raise XTASK_LOCK_TIMEOUT, and run again",
-            load::lock_timeout_shown()
+            LOCK_TIMEOUT.shown()
         ))
     }
 }
@@ -246,7 +247,7 @@ pub async fn prepare_load(
     let conn = client::connect(target_url, timeout).await?;
     let schema = TargetSchema::read(&conn, target_url).await?;
     let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
-    shaper.bound_lock_waits(load::lock_timeout()?);
+    shaper.bound_lock_waits(LOCK_TIMEOUT.get()?);
     let version: i32 = conn
         .query_one(
             "SELECT pg_catalog.current_setting('server_version_num')::int",

@@ -185,7 +185,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     let config = ctx.config()?;
     let copy = transfer.copy_args();
     // A bad XTASK_LOCK_TIMEOUT is refused before anything is read or touched.
-    super::load::lock_timeout()?;
+    crate::config::timeouts::LOCK_TIMEOUT.get()?;
 
     // 1. Preflight: nothing on a target is touched until every source is read and checked.
     let mut endpoints = Vec::new();

@@ -25,74 +25,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::exit::UsageError;
-
 use crate::pg::ident::{quote_ident, QualifiedName};
 use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
 
 pub use super::target_schema::{ForeignKeyDef, IndexDef, SequenceDef, TargetSchema, TriggerDef};
-
-/// How long the load waits for a lock when `XTASK_LOCK_TIMEOUT` is not set: long enough for a
-/// short app transaction to end, short enough that the app's queries, queued behind the waiting
-/// load, are not held for long.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// PostgreSQL caps lock_timeout at INT_MAX milliseconds (about 24.8 days).
-const MAX_LOCK_TIMEOUT_MS: u128 = i32::MAX as u128;
-
-/// Parses `XTASK_LOCK_TIMEOUT` as the load reads it: whole seconds (`90`), or a whole number with
-/// one of PostgreSQL's time units (`500ms`, `30s`, `10min`, `2h`, `1d`), as
-/// `XTASK_STATEMENT_TIMEOUT`. `None` is no limit (`0`).
-pub fn parse_lock_timeout(raw: &str) -> std::result::Result<Option<Duration>, String> {
-    let text = raw.trim();
-    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let (number, unit) = text.split_at(digits);
-    let bad = |why: &str| {
-        format!(
-            "XTASK_LOCK_TIMEOUT={raw:?} {why}: give whole seconds (`30`) or a whole number with \
-             a unit, ms, s, min, h or d (`500ms`, `2min`); `0` for no limit (default 30s)"
-        )
-    };
-    let value: u128 = number.parse().map_err(|_| bad("is not a duration"))?;
-    let unit_ms: u128 = match unit.trim() {
-        "" | "s" => 1000,
-        "ms" => 1,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad("has an unknown unit")),
-    };
-    let ms = value.saturating_mul(unit_ms);
-    if ms == 0 {
-        return Ok(None);
-    }
-    if ms > MAX_LOCK_TIMEOUT_MS {
-        return Err(bad("is longer than PostgreSQL allows (about 24 days)"));
-    }
-    Ok(Some(Duration::from_millis(ms as u64)))
-}
-
-/// The bound on each lock wait of a load: `XTASK_LOCK_TIMEOUT`, else 30 s; a bad value is a
-/// usage error.
-pub fn lock_timeout() -> Result<Option<Duration>> {
-    match std::env::var_os("XTASK_LOCK_TIMEOUT") {
-        None => Ok(Some(DEFAULT_LOCK_TIMEOUT)),
-        Some(raw) => {
-            parse_lock_timeout(&raw.to_string_lossy()).map_err(|e| UsageError::new(e).into())
-        }
-    }
-}
-
-/// The setting as messages show it: `XTASK_LOCK_TIMEOUT=2s`, or the default.
-pub fn lock_timeout_shown() -> String {
-    match std::env::var("XTASK_LOCK_TIMEOUT") {
-        Ok(raw) => format!("XTASK_LOCK_TIMEOUT={}", raw.trim()),
-        Err(_) => format!(
-            "XTASK_LOCK_TIMEOUT (not set: the default, {} s)",
-            DEFAULT_LOCK_TIMEOUT.as_secs()
-        ),
-    }
-}
 
 /// How loaded rows meet the rows already in the target's tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::timeouts::LOCK_TIMEOUT;
 use std::time::Duration;
 
 fn schema() -> TargetSchema {
@@ -171,19 +172,19 @@ fn a_bounded_load_sets_its_lock_timeout_first_and_again_after_the_stream() {
 
 #[test]
 fn lock_timeout_takes_seconds_or_postgres_units() {
-    assert_eq!(parse_lock_timeout("30"), Ok(Some(Duration::from_secs(30))));
-    assert_eq!(parse_lock_timeout(" 2s "), Ok(Some(Duration::from_secs(2))));
+    assert_eq!(LOCK_TIMEOUT.parse("30"), Ok(Some(Duration::from_secs(30))));
+    assert_eq!(LOCK_TIMEOUT.parse(" 2s "), Ok(Some(Duration::from_secs(2))));
     assert_eq!(
-        parse_lock_timeout("500ms"),
+        LOCK_TIMEOUT.parse("500ms"),
         Ok(Some(Duration::from_millis(500)))
     );
     assert_eq!(
-        parse_lock_timeout("2min"),
+        LOCK_TIMEOUT.parse("2min"),
         Ok(Some(Duration::from_secs(120)))
     );
-    assert_eq!(parse_lock_timeout("0"), Ok(None));
+    assert_eq!(LOCK_TIMEOUT.parse("0"), Ok(None));
     for bad in ["", "soon", "2 weeks", "-1", "1.5s", "30d"] {
-        let err = parse_lock_timeout(bad).unwrap_err();
+        let err = LOCK_TIMEOUT.parse(bad).unwrap_err();
         assert!(err.contains("XTASK_LOCK_TIMEOUT"), "{bad}: {err}");
         assert!(err.contains("500ms"), "{bad}: {err}");
     }

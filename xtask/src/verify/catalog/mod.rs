@@ -29,10 +29,7 @@ use crate::pg::ident::QualifiedName;
 pub use measure::{checksum_sql, count_sql, measure, orphans_sql, sequence_column_sql};
 pub use objects::{positions_sql, Function, Objects, Sequence, View};
 pub use read::read_catalog;
-pub use session::{
-    begin, begin_exported_snapshot, connect, parse_statement_timeout, statement_timeout,
-    DEFAULT_STATEMENT_TIMEOUT,
-};
+pub use session::{begin, begin_exported_snapshot, connect, statement_timeout};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TableKind {

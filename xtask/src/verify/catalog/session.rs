@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio_postgres::{error::SqlState, Client, IsolationLevel, Transaction};
 
+use crate::config::timeouts::{self, LOCK_TIMEOUT, SOURCE_LOCK_TIMEOUT_DEFAULT, STATEMENT_TIMEOUT};
 use crate::config::DbUrl;
-use crate::exit::UsageError;
 use crate::pg::client;
 
 /// Session settings for the comparison's transaction, so that both sides print values and
@@ -23,70 +23,15 @@ SET LOCAL bytea_output = 'hex';
 SET LOCAL lc_monetary = 'C';
 SET LOCAL idle_in_transaction_session_timeout = 0;";
 
-/// The limit on each of the xtask's own queries when `XTASK_STATEMENT_TIMEOUT` is not set: long
-/// enough for checksums of large tables, short of hanging for ever.
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// PostgreSQL caps statement_timeout at INT_MAX milliseconds (about 24.8 days).
-const MAX_STATEMENT_TIMEOUT_MS: u128 = i32::MAX as u128;
-
-/// Parses `XTASK_STATEMENT_TIMEOUT`: whole seconds (`90`), or a whole number with one of
-/// PostgreSQL's time units (`500ms`, `30s`, `10min`, `2h`, `1d`). `None` is no limit (`0`).
-pub fn parse_statement_timeout(raw: &str) -> std::result::Result<Option<Duration>, String> {
-    let text = raw.trim();
-    let digits = text.len() - text.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let (number, unit) = text.split_at(digits);
-    let bad = |why: &str| {
-        format!(
-            "XTASK_STATEMENT_TIMEOUT={raw:?} {why}: give whole seconds (`90`) or a whole number \
-             with a unit, ms, s, min, h or d (`500ms`, `10min`, `2h`); `0` for no limit \
-             (default 30min)"
-        )
-    };
-    let value: u128 = number.parse().map_err(|_| bad("is not a duration"))?;
-    let unit_ms: u128 = match unit.trim() {
-        "" | "s" => 1000,
-        "ms" => 1,
-        "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad("has an unknown unit")),
-    };
-    let ms = value.saturating_mul(unit_ms);
-    if ms == 0 {
-        return Ok(None);
-    }
-    if ms > MAX_STATEMENT_TIMEOUT_MS {
-        return Err(bad("is longer than PostgreSQL allows (about 24 days)"));
-    }
-    Ok(Some(Duration::from_millis(ms as u64)))
-}
-
 /// The limit on each of the xtask's own queries: `XTASK_STATEMENT_TIMEOUT`, else 30 minutes;
 /// `None` is no limit. A value that does not parse is a usage error (exit 2).
 pub fn statement_timeout() -> Result<Option<Duration>> {
-    match std::env::var_os("XTASK_STATEMENT_TIMEOUT") {
-        None => Ok(Some(DEFAULT_STATEMENT_TIMEOUT)),
-        Some(raw) => {
-            parse_statement_timeout(&raw.to_string_lossy()).map_err(|m| UsageError::new(m).into())
-        }
-    }
-}
-
-/// The setting as messages show it: `XTASK_STATEMENT_TIMEOUT=1ms`, or the default.
-fn statement_timeout_shown() -> String {
-    match std::env::var("XTASK_STATEMENT_TIMEOUT") {
-        Ok(raw) => format!("XTASK_STATEMENT_TIMEOUT={}", raw.trim()),
-        Err(_) => format!(
-            "XTASK_STATEMENT_TIMEOUT (not set: the default, {} minutes)",
-            DEFAULT_STATEMENT_TIMEOUT.as_secs() / 60
-        ),
-    }
+    STATEMENT_TIMEOUT.get()
 }
 
 /// SETTINGS_SQL and the statement timeout, for a transaction's first statement.
 pub(super) fn session_settings() -> Result<String> {
-    let ms = statement_timeout()?.map(|d| d.as_millis()).unwrap_or(0);
+    let ms = timeouts::millis(statement_timeout()?);
     Ok(format!(
         "{SETTINGS_SQL}\nSET LOCAL statement_timeout = '{ms}ms';"
     ))
@@ -102,7 +47,7 @@ pub(super) fn explain(err: tokio_postgres::Error) -> anyhow::Error {
         let hint = format!(
             "the query ran longer than {} allows: raise it (XTASK_STATEMENT_TIMEOUT=2h, say), \
              or set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
-            statement_timeout_shown()
+            STATEMENT_TIMEOUT.shown()
         );
         anyhow::Error::new(err).context(hint)
     } else {
@@ -144,7 +89,7 @@ pub(super) fn first_failure(errors: Vec<anyhow::Error>) -> anyhow::Error {
         first.context(format!(
             "an earlier statement in this transaction failed; if it ran past {}, raise it, or \
              set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
-            statement_timeout_shown()
+            STATEMENT_TIMEOUT.shown()
         ))
     })
 }
@@ -185,13 +130,10 @@ pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<Str
         .await
         .with_context(|| format!("setting up the session on {url}"))?;
     // A table locked by someone else (a migration, a VACUUM FULL) must not hang the copy: after
-    // XTASK_LOCK_TIMEOUT seconds (default 60) the read fails, naming the table.
-    let lock_timeout = std::env::var("XTASK_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(60);
+    // XTASK_LOCK_TIMEOUT (default 60 s for this read) the read fails, naming the table.
+    let lock_timeout = timeouts::millis(LOCK_TIMEOUT.get_or(SOURCE_LOCK_TIMEOUT_DEFAULT)?);
     client
-        .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}s'"))
+        .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}ms'"))
         .await
         .with_context(|| format!("setting the lock timeout on {url}"))?;
     let row = client

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::config::timeouts::STATEMENT_TIMEOUT;
 use crate::pg::ident::shown_ident;
 
 fn fk(columns: &[&str], parent_columns: &[&str], match_full: bool) -> ForeignKey {
@@ -65,7 +66,7 @@ fn orphans_follow_the_match_type() {
 
 #[test]
 fn statement_timeout_takes_seconds_or_postgres_units() {
-    let ok = |raw: &str| parse_statement_timeout(raw).unwrap();
+    let ok = |raw: &str| STATEMENT_TIMEOUT.parse(raw).unwrap();
     assert_eq!(ok("90"), Some(Duration::from_secs(90)));
     assert_eq!(ok(" 30s "), Some(Duration::from_secs(30)));
     assert_eq!(ok("1ms"), Some(Duration::from_millis(1)));
@@ -86,7 +87,7 @@ fn statement_timeout_takes_seconds_or_postgres_units() {
         "30d",
         "99999999999999999999999",
     ] {
-        let err = parse_statement_timeout(bad).unwrap_err();
+        let err = STATEMENT_TIMEOUT.parse(bad).unwrap_err();
         assert!(err.contains("XTASK_STATEMENT_TIMEOUT"), "{bad}: {err}");
         assert!(err.contains("10min"), "{bad}: {err}");
     }
