@@ -17,7 +17,8 @@ use crate::{
     verify::{
         self,
         catalog::{self, Snapshot},
-        AlembicHeads, DatabaseComparison, Endpoint, TableStatus,
+        AlembicHeads, Change, DatabaseComparison, Endpoint, Field, SchemaDifference, SchemaObject,
+        TableStatus,
     },
 };
 
@@ -82,7 +83,8 @@ pub struct Expectations<'a> {
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
 /// copied table, the Alembic revision, no orphans and no sequence behind its column on the target.
-/// Schema differences are warnings: with `--schema migrations` the schema is this repo's.
+/// Schema differences are warnings (with `--schema migrations` the schema is this repo's), except
+/// a sequence's position in a full replace copy, which the copy sets: a failure.
 pub async fn verify_copy(
     db: Database,
     source: &SourceRead,
@@ -193,18 +195,31 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
             .map(|s| s.to_string()),
     );
     if !expect.selection.partial {
-        warnings.extend(
-            comparison
-                .schema_differences
-                .iter()
-                .map(|d| format!("schema: {d}")),
-        );
+        for d in &comparison.schema_differences {
+            if position_must_match(d, expect.mode) {
+                problems.push(format!("schema: {d}"));
+            } else {
+                warnings.push(format!("schema: {d}"));
+            }
+        }
     }
     CopyCheck {
         comparison,
         problems,
         warnings,
     }
+}
+
+/// A full replace copy sets every sequence both sides have to the source's position (see
+/// `super::finish`): one at another position means the copy is not exact. Upsert keeps the
+/// target's sequences, and a position that a side may not read cannot be judged: warnings.
+fn position_must_match(d: &SchemaDifference, mode: LoadMode) -> bool {
+    let readable = |v: &Option<String>| v.as_deref().is_some_and(|v| v != "not readable");
+    mode == LoadMode::Replace
+        && matches!(d.object, SchemaObject::Sequence(_))
+        && d.change == Change::Field(Field::LastValue)
+        && readable(&d.left)
+        && readable(&d.right)
 }
 
 /// The table that a failed load was at, when the failure says.

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use super::{
     driver::Run,
+    finish,
     load::{LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
     selection::{data_dump_args, Selection},
@@ -124,6 +125,10 @@ impl CopyStep<'_> {
         if self.staging {
             shaper.rebuild_indexes();
         }
+        shaper.finish_with(ctx.block_on(async {
+            let conn = client::connect(self.target, ctx.timeout()).await?;
+            finish::read(self.source, &conn, self.target, self.selection, self.mode).await
+        })?);
         shaper.expect_rows(
             self.selection
                 .tables

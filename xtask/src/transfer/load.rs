@@ -28,6 +28,7 @@ use anyhow::{bail, Result};
 use crate::pg::ident::{quote_ident, QualifiedName};
 use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
 
+pub use super::finish::{Finish, SequenceValue};
 pub use super::target_schema::{ForeignKeyDef, IndexDef, SequenceDef, TargetSchema, TriggerDef};
 
 /// How loaded rows meet the rows already in the target's tables.
@@ -58,6 +59,8 @@ pub struct LoadShaper {
     lock_timeout: Option<Duration>,
     /// The target is older than PostgreSQL 17: pg_dump 17's `SET transaction_timeout` is dropped.
     before_17: bool,
+    /// The sequences set and materialized views refreshed last (see `super::finish`).
+    finish: Finish,
 }
 
 impl LoadShaper {
@@ -95,6 +98,7 @@ impl LoadShaper {
             holding_rows: None,
             lock_timeout: None,
             before_17: false,
+            finish: Finish::default(),
         })
     }
 
@@ -125,6 +129,12 @@ impl LoadShaper {
     /// know `transaction_timeout`, which pg_dump 17 sets at the start of its output.
     pub fn target_version(&mut self, server_version_num: i32) {
         self.before_17 = server_version_num < 170000;
+    }
+
+    /// Ends the load (before COMMIT) with `finish`: sequences set to the source's positions,
+    /// materialized views refreshed from the loaded rows.
+    pub fn finish_with(&mut self, finish: Finish) {
+        self.finish = finish;
     }
 
     pub fn mode(&self) -> LoadMode {
@@ -165,7 +175,8 @@ impl LoadShaper {
     }
 
     /// After the data and the indexes: foreign keys re-added (every row validated), each table's
-    /// row count asserted, triggers put back as they were.
+    /// row count asserted, triggers put back as they were; then the sequences set and the
+    /// materialized views refreshed (`finish_with`), last so that a refresh reads every row.
     pub fn constraints(&self) -> String {
         let mut sql = String::new();
         // Re-adding validates every row: a load that breaks a reference fails here, whole.
@@ -208,6 +219,7 @@ impl LoadShaper {
                 quote_ident(&t.name)
             );
         }
+        sql.push_str(&self.finish.sql());
         sql
     }
 

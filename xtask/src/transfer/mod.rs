@@ -17,6 +17,7 @@ pub mod backup;
 pub mod check;
 pub mod copy;
 pub mod driver;
+pub mod finish;
 pub mod load;
 pub mod parallel;
 pub mod progress;

@@ -216,3 +216,73 @@ fn only_transaction_timeout_is_dropped_and_only_before_17() {
         assert!(!kept.contains(&"SET transaction_timeout = 0;"), "{version}");
     }
 }
+
+#[test]
+fn the_epilogue_ends_with_the_sequences_then_the_refreshes_after_the_checks() {
+    use crate::transfer::finish::{Finish, SequenceValue};
+    let users = QualifiedName::new("public", "users");
+    let mut shaper = LoadShaper::new(LoadMode::Replace, [users.clone()].into(), schema()).unwrap();
+    shaper.expect_rows([(users, 3)].into());
+    shaper.finish_with(Finish {
+        sequences: vec![
+            SequenceValue {
+                sequence: QualifiedName::new("public", "invoice_no"),
+                last_value: 1000,
+                is_called: true,
+            },
+            SequenceValue {
+                sequence: QualifiedName::new("billing", "it's"),
+                last_value: 5,
+                is_called: false,
+            },
+        ],
+        refresh: vec![
+            QualifiedName::new("public", "totals"),
+            QualifiedName::new("public", "totals by day"),
+        ],
+    });
+    let epilogue = shaper.epilogue(&[]);
+    let setval =
+        r#"SELECT pg_catalog.setval('"public"."invoice_no"'::pg_catalog.regclass, 1000, true);"#;
+    let quoted = r#"SELECT pg_catalog.setval('"billing"."it''s"'::pg_catalog.regclass, 5, false);"#;
+    let first = r#"REFRESH MATERIALIZED VIEW "public"."totals";"#;
+    let second = r#"REFRESH MATERIALIZED VIEW "public"."totals by day";"#;
+    let at = |s: &str| {
+        epilogue
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} in {epilogue}"))
+    };
+    // After the row counts and the triggers, in the order given; a parallel load ends the same.
+    assert!(at("must hold exactly 3 rows") < at(setval), "{epilogue}");
+    assert!(at("ENABLE ALWAYS TRIGGER") < at(setval), "{epilogue}");
+    assert!(at(setval) < at(quoted) && at(quoted) < at(first) && at(first) < at(second));
+    assert!(epilogue.ends_with(&format!("{second}\n")), "{epilogue}");
+    assert!(shaper.constraints().ends_with(&format!("{second}\n")));
+}
+
+#[test]
+fn a_materialized_view_is_refreshed_after_those_it_reads_even_through_a_view() {
+    use crate::transfer::finish::{refresh_order, ViewNode};
+    let q = |n: &str| QualifiedName::new("public", n);
+    let node = |materialized: bool, reads: &[&str]| ViewNode {
+        materialized,
+        reads: reads.iter().map(|r| q(r)).collect(),
+    };
+    // a_top reads the view b_view, which reads the matview z_base; m_mid reads z_base directly.
+    let views = [
+        (q("a_top"), node(true, &["b_view", "m_mid"])),
+        (q("b_view"), node(false, &["z_base"])),
+        (q("m_mid"), node(true, &["z_base"])),
+        (q("z_base"), node(true, &[])),
+        (q("lonely"), node(true, &[])),
+    ]
+    .into();
+    let all = [q("a_top"), q("m_mid"), q("z_base"), q("lonely")].into();
+    assert_eq!(
+        refresh_order(&views, &all),
+        vec![q("lonely"), q("z_base"), q("m_mid"), q("a_top")]
+    );
+    // Only the wanted ones (populated on the source), still in order; plain views never.
+    let some = [q("a_top"), q("z_base"), q("b_view")].into();
+    assert_eq!(refresh_order(&views, &some), vec![q("z_base"), q("a_top")]);
+}
