@@ -1,7 +1,8 @@
 //! What a copy takes beyond the tables' rows, against a real container: an unowned sequence's
 //! position (set from the source's snapshot after the data) and materialized views (refreshed
-//! after the data, one built on another after it). Each case reads the target back with its own
-//! SQL, then runs `db-verify` on both sides.
+//! after the data, one built on another after it), for db-pull with `--schema source` and with
+//! the migrations, and for db-push. Each case reads the target back with its own SQL, then runs
+//! `db-verify` on both sides.
 
 mod support;
 
@@ -194,5 +195,76 @@ fn a_pull_built_by_the_migrations_takes_unowned_sequences_and_materialized_views
         ],
         &[("XTASK_BACKEND_DIR", backend_dir.as_str())],
     );
+    assert_eq!(verify.code, 0, "{}", verify.all());
+}
+
+#[test]
+fn a_push_takes_unowned_sequences_and_materialized_views() {
+    require_docker!();
+    let pg = PgContainer::start();
+    let backend =
+        support::backend_with_core_migration("c0006_invoice_objects.py", OBJECTS_MIGRATION);
+    let backend_dir = backend.path().display().to_string();
+    let (local, local_ai, remote, remote_ai) = (
+        pg.url("loc"),
+        pg.url("loc_ai"),
+        pg.url("rem"),
+        pg.url("rem_ai"),
+    );
+    let init = support::run_xtask(
+        &["db-init"],
+        &[
+            ("DATABASE_URL", local.as_str()),
+            ("AI_DATABASE_URL", local_ai.as_str()),
+            ("XTASK_BACKEND_DIR", backend_dir.as_str()),
+        ],
+    );
+    assert_eq!(init.code, 0, "{}", init.all());
+    query(
+        &local,
+        "INSERT INTO invoice_lines (kind) SELECT g % 4 FROM generate_series(1, 100) g;
+         SELECT pg_catalog.setval('invoice_no', 1000);
+         REFRESH MATERIALIZED VIEW invoice_totals;",
+    );
+    for db in ["rem", "rem_ai"] {
+        query(&pg.url("postgres"), &format!("CREATE DATABASE {db}"));
+    }
+    let urls = [
+        "--remote-url",
+        &remote,
+        "--remote-ai-url",
+        &remote_ai,
+        "--local-url",
+        &local,
+        "--local-ai-url",
+        &local_ai,
+    ];
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
+    let mut args = vec!["db-push", "--yes", "--no-backup", "--container", &pg.name];
+    args.extend_from_slice(&urls);
+    let run = support::run_xtask(
+        &args,
+        &[
+            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
+            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+            ("XTASK_BACKEND_DIR", backend_dir.as_str()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        query_one(
+            &remote,
+            "SELECT last_value || ' ' || is_called FROM invoice_no"
+        ),
+        "1000 true"
+    );
+    assert_eq!(
+        query_one(&remote, "SELECT count(*) FROM invoice_totals"),
+        "4"
+    );
+    let mut args = vec!["db-verify"];
+    args.extend_from_slice(&urls);
+    let verify = support::run_xtask(&args, &[("XTASK_BACKEND_DIR", backend_dir.as_str())]);
     assert_eq!(verify.code, 0, "{}", verify.all());
 }
