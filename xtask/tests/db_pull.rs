@@ -762,7 +762,8 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
         query(&pg.url("postgres"), &format!("CREATE DATABASE {db}"));
     }
     // What pg_dump | psql does not copy exactly: an event trigger (the test's user is a
-    // superuser), and a foreign table, on a wrapper that needs no extension.
+    // superuser), a foreign table, on a wrapper that needs no extension, a publication and a
+    // large object.
     query(
         &pg.url("uncopyable_src"),
         "CREATE TABLE kept (id int PRIMARY KEY, note text);
@@ -771,7 +772,9 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
          CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION on_ddl();
          CREATE FOREIGN DATA WRAPPER dummy;
          CREATE SERVER elsewhere FOREIGN DATA WRAPPER dummy;
-         CREATE FOREIGN TABLE remote_rows (a int) SERVER elsewhere;",
+         CREATE FOREIGN TABLE remote_rows (a int) SERVER elsewhere;
+         CREATE PUBLICATION kept_changes FOR TABLE kept;
+         SELECT lo_create(0);",
     );
     query(
         &pg.url("uncopyable_dst"),
@@ -811,13 +814,15 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
     assert!(!backups.exists(), "a refused pull took a backup");
     fault_case(
         "db-pull",
-        "a source with an event trigger and a foreign table (without --allow-uncopyable)",
+        "a source with an event trigger, a foreign table, a publication and a large object (without --allow-uncopyable)",
         &run,
         1,
         &[
             "cannot copy exactly",
             "event trigger audit_ddl",
             "foreign table public.remote_rows",
+            "publication kept_changes",
+            "1 large object(s)",
             "--allow-uncopyable",
             "nothing local was touched",
         ],
@@ -828,10 +833,13 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
     // report.
     let run = pull(&["--allow-uncopyable", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
-    for name in [
+    let left_out = [
         "event trigger audit_ddl",
         "foreign table public.remote_rows",
-    ] {
+        "publication kept_changes",
+        "1 large object(s)",
+    ];
+    for name in left_out {
         assert!(
             run.stderr
                 .lines()
@@ -842,10 +850,7 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
     }
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let warnings = report["databases"][0]["warnings"].to_string();
-    for name in [
-        "event trigger audit_ddl",
-        "foreign table public.remote_rows",
-    ] {
+    for name in left_out {
         assert!(warnings.contains(name), "{warnings}");
     }
     assert_eq!(query_one(&dst, "SELECT count(*) FROM kept"), "20");
