@@ -753,3 +753,105 @@ fn awkward_names_and_a_hyphenated_database_copy_exactly() {
         "copied exactly (fingerprints and checksums equal; the identity continues at 501)",
     );
 }
+
+#[test]
+fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
+    require_docker!();
+    let pg = PgContainer::start();
+    for db in ["uncopyable_src", "uncopyable_dst"] {
+        query(&pg.url("postgres"), &format!("CREATE DATABASE {db}"));
+    }
+    // What pg_dump | psql does not copy exactly: an event trigger (the test's user is a
+    // superuser), a foreign table, on a wrapper that needs no extension, a publication and a
+    // large object.
+    query(
+        &pg.url("uncopyable_src"),
+        "CREATE TABLE kept (id int PRIMARY KEY, note text);
+         INSERT INTO kept SELECT g, 'row ' || g FROM generate_series(1, 20) g;
+         CREATE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+         CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION on_ddl();
+         CREATE FOREIGN DATA WRAPPER dummy;
+         CREATE SERVER elsewhere FOREIGN DATA WRAPPER dummy;
+         CREATE FOREIGN TABLE remote_rows (a int) SERVER elsewhere;
+         CREATE PUBLICATION kept_changes FOR TABLE kept;
+         SELECT lo_create(0);",
+    );
+    query(
+        &pg.url("uncopyable_dst"),
+        "CREATE TABLE local_only (x int); INSERT INTO local_only VALUES (1), (2);",
+    );
+    let dst = pg.url("uncopyable_dst");
+    let before = fingerprint(&dst);
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
+    let pull = |extra: &[&str]| {
+        let (src, dst) = (pg.url("uncopyable_src"), pg.url("uncopyable_dst"));
+        let mut args = vec![
+            "db-pull",
+            "--yes",
+            "--core-only",
+            "--schema",
+            "source",
+            "--container",
+            &pg.name,
+            "--remote-url",
+            &src,
+            "--local-url",
+            &dst,
+        ];
+        args.extend_from_slice(extra);
+        support::run_xtask(
+            &args,
+            &[
+                ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
+                ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+            ],
+        )
+    };
+
+    let run = pull(&[]);
+    assert_eq!(fingerprint(&dst), before);
+    assert!(!backups.exists(), "a refused pull took a backup");
+    fault_case(
+        "db-pull",
+        "a source with an event trigger, a foreign table, a publication and a large object (without --allow-uncopyable)",
+        &run,
+        1,
+        &[
+            "cannot copy exactly",
+            "event trigger audit_ddl",
+            "foreign table public.remote_rows",
+            "publication kept_changes",
+            "1 large object(s)",
+            "--allow-uncopyable",
+            "nothing local was touched",
+        ],
+        "local Core unchanged (fingerprint); no backup taken",
+    );
+
+    // Allowed: the pull goes on, and says what it did not copy exactly, in the plan and the
+    // report.
+    let run = pull(&["--allow-uncopyable", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let left_out = [
+        "event trigger audit_ddl",
+        "foreign table public.remote_rows",
+        "publication kept_changes",
+        "1 large object(s)",
+    ];
+    for name in left_out {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.contains("warning: not copied exactly") && l.contains(name)),
+            "{}",
+            run.stderr
+        );
+    }
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let warnings = report["databases"][0]["warnings"].to_string();
+    for name in left_out {
+        assert!(warnings.contains(name), "{warnings}");
+    }
+    assert_eq!(query_one(&dst, "SELECT count(*) FROM kept"), "20");
+}

@@ -919,3 +919,89 @@ fn views_functions_triggers_types_domains_policies_and_sequences_are_compared() 
     let run = verify_core(&pg, "objects_remote", "objects_local", &[]);
     assert_eq!(run.code, 0, "every difference undone: {}", run.all());
 }
+
+/// A made-up password for the roles this file creates, with characters that must be
+/// percent-encoded in a URL.
+const ROLE_PASSWORD: &str = "r3@d:er/%?#&";
+const ROLE_PASSWORD_ENCODED: &str = "r3%40d%3Aer%2F%25%3F%23%26";
+
+#[test]
+fn row_level_security_never_hides_rows_from_a_count_or_checksum() {
+    require_docker!();
+    let pg = PgContainer::start();
+    // The same rows on both sides but one that the policy hides from whoever is not allowed
+    // secrets: a role that read through the policy would count 1 and 1 and say equal.
+    for (db, rows) in [
+        ("rls_a", "(1, false), (2, true)"),
+        ("rls_b", "(1, false), (2, true), (3, true)"),
+    ] {
+        create_db(&pg, db);
+        query(
+            &pg.url(db),
+            &format!(
+                "CREATE TABLE secrets (id int PRIMARY KEY, hidden boolean NOT NULL);
+                 INSERT INTO secrets VALUES {rows};
+                 ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+                 CREATE POLICY only_shown ON secrets FOR SELECT USING (NOT hidden);
+                 GRANT SELECT ON secrets TO PUBLIC;"
+            ),
+        );
+    }
+    query(
+        &pg.url("postgres"),
+        &format!(
+            "CREATE ROLE reader LOGIN PASSWORD '{ROLE_PASSWORD}';
+             CREATE ROLE bypasser LOGIN BYPASSRLS PASSWORD '{ROLE_PASSWORD}';"
+        ),
+    );
+    let as_role = |role: &str, db: &str| {
+        format!(
+            "postgresql://{role}:{ROLE_PASSWORD_ENCODED}@127.0.0.1:{}/{db}",
+            pg.port
+        )
+    };
+    let verify_as = |role: &str, extra: &[&str]| {
+        let (remote, local) = (as_role(role, "rls_a"), as_role(role, "rls_b"));
+        let mut args = vec![
+            "db-verify",
+            "--core-only",
+            "--remote-url",
+            &remote,
+            "--local-url",
+            &local,
+        ];
+        args.extend_from_slice(extra);
+        let run = run_xtask(&args, &[]);
+        assert!(
+            !run.all().contains(ROLE_PASSWORD) && !run.all().contains(ROLE_PASSWORD_ENCODED),
+            "the role's password leaked:\n{}",
+            run.all()
+        );
+        run
+    };
+    let counts =
+        || ["rls_a", "rls_b"].map(|db| query_one(&pg.url(db), "SELECT count(*) FROM secrets"));
+
+    // A role that cannot bypass the policy: refused by name, nothing compared.
+    let run = verify_as("reader", &["--checksums"]);
+    assert_eq!(counts(), ["2".to_string(), "3".to_string()]);
+    support::fault_case(
+        "db-verify",
+        "a table with row-level security whose policy hides rows from the connecting role (no BYPASSRLS, not the owner)",
+        &run,
+        1,
+        &["role reader cannot bypass row-level security", "public.secrets", "BYPASSRLS"],
+        "both sides unchanged (read-only; row counts read back)",
+    );
+    assert!(!run.all().contains("equal"), "{}", run.all());
+
+    // A role that bypasses it sees every row: the hidden difference is found.
+    let run = verify_as("bypasser", &[]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "public.secrets"),
+        "public.secrets 2 3 DIFF (+1)"
+    );
+    let run = verify_as("bypasser", &["--checksums"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+}

@@ -127,7 +127,7 @@ impl DbPull {
             let _ = ctx.block_on(checkpoint);
         }
         let (summary, warnings) = verified?;
-        p.warnings = warnings;
+        p.warnings.extend(warnings);
         p.verified = Some(summary);
         Ok(())
     }

@@ -256,7 +256,7 @@ impl Transfer for DbPush {
             .with_context(|| format!("{label}: loading the data"))?;
         p.own.loaded = true;
         let (summary, warnings) = step.verify(run)?;
-        p.warnings = warnings;
+        p.warnings.extend(warnings);
         p.verified = Some(summary);
         Ok(())
     }

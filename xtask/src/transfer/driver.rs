@@ -12,7 +12,7 @@ use super::{
     backup::{self, Backup},
     human_bytes,
     source::SourceRead,
-    CopyArgs, LoadLogs, Selection,
+    uncopyable, CopyArgs, LoadLogs, Selection,
 };
 use crate::{
     config::{Config, Database, DbUrl, Side},
@@ -59,6 +59,8 @@ impl<T> Job<T> {
         (source, heads, selection): (SourceRead, Vec<String>, Selection),
         own: T,
     ) -> Job<T> {
+        // Only when allowed: else the source's read refused them.
+        let warnings = uncopyable::warnings(&source.uncopyable);
         Job {
             db,
             logs: LoadLogs::new(&backup::logs_dir(), run.command, db, &run.stamp),
@@ -68,7 +70,7 @@ impl<T> Job<T> {
             heads,
             backup: None,
             verified: None,
-            warnings: Vec::new(),
+            warnings,
             own,
         }
     }
@@ -219,7 +221,11 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
 
     // 2. The plan, and confirmation.
     for job in &jobs {
-        ctx.say(transfer.plan_text(job));
+        let mut plan = transfer.plan_text(job);
+        for w in &job.warnings {
+            plan += &format!("\n  warning: {w}");
+        }
+        ctx.say(plan);
     }
     if copy.dry_run {
         ctx.say("dry run: nothing was changed");

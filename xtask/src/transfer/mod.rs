@@ -4,6 +4,7 @@
 //!
 //! - `source`: the source read in one exported snapshot (the counts taken up front and the rows
 //!   pg_dump streams are the same rows), the tools and its Alembic revision checked;
+//!   `uncopyable`: what it holds that a copy cannot make exact, refused by name;
 //! - `selection`: the tables chosen, and the check that the target's schema can hold their data;
 //! - `copy` (and `parallel`): the data streamed in one transaction, or on several connections into
 //!   a staging database;
@@ -26,6 +27,7 @@ pub mod selection;
 pub mod source;
 pub mod staging;
 pub mod target_schema;
+pub mod uncopyable;
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +82,11 @@ pub struct CopyArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub jobs: u16,
+    /// Go on although the source holds what the copy cannot make exact (event triggers,
+    /// publications, subscriptions, foreign tables' data, large objects): each is left out of
+    /// the check, named as a warning in the plan and the report, instead of refusing the copy
+    #[arg(long)]
+    pub allow_uncopyable: bool,
 }
 
 impl CopyArgs {

@@ -1,7 +1,8 @@
 //! The source of a copy, read before anything on the target is touched: its catalog, exact row
 //! counts, table sizes and sequences in one exported snapshot (the counts taken up front and the
-//! rows pg_dump streams are the same rows), the tools checked against its version, and its Alembic
-//! revision against this repo's heads.
+//! rows pg_dump streams are the same rows), the tools checked against its version, what it holds
+//! that a copy cannot make exact refused by name (`uncopyable.rs`), and its Alembic revision
+//! against this repo's heads.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,7 +13,7 @@ use xshell::Shell;
 use super::{
     driver::Run,
     selection::{select_tables, Selection},
-    SchemaMode,
+    uncopyable, SchemaMode,
 };
 use crate::{
     alembic::AlembicConfig,
@@ -38,6 +39,8 @@ pub struct SourceRead {
     pub sizes: BTreeMap<QualifiedName, i64>,
     /// Every sequence, owned or not: a parallel load names them to pg_dump (one job sets them).
     pub sequences: Vec<QualifiedName>,
+    /// What the copy cannot make exact (`uncopyable.rs`), named; refused unless allowed.
+    pub uncopyable: Vec<String>,
 }
 
 const ALL_SEQUENCES_SQL: &str = "\
@@ -79,6 +82,7 @@ impl SourceRead {
             .iter()
             .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
             .collect();
+        let uncopyable = uncopyable::read(&client, url).await?;
         Ok(SourceRead {
             endpoint,
             client,
@@ -88,6 +92,7 @@ impl SourceRead {
             version,
             sizes,
             sequences,
+            uncopyable,
         })
     }
 
@@ -201,6 +206,13 @@ pub fn read_source(
         source.with_context(|| format!("reading the {side} {label} database; {untouched}"))?;
     dump.and_then(|dump| tools.check_can_dump(&dump, &source.version, &source.endpoint.url))
         .with_context(|| format!("checking the tools for {label}; {untouched}"))?;
+    // Before the revision and anything else: what cannot be copied exactly is refused by name.
+    if !source.uncopyable.is_empty() && !copy.allow_uncopyable {
+        bail!(
+            "{}; {untouched}",
+            uncopyable::refusal(run.command, &side, label, &source.uncopyable)
+        );
+    }
     let heads = match copy.schema {
         SchemaMode::Migrations => {
             check_source_revision(&ctx.sh, db, &source, copy.allow_revision_mismatch)

@@ -12,6 +12,7 @@ fn push(protected: &[&str], confirm: Option<&str>, no_backup: bool) -> DbPush {
             exclude_tables: vec![],
             checksums: false,
             jobs: 1,
+            allow_uncopyable: false,
         },
         mode: LoadMode::Replace,
         confirm_target: confirm.map(str::to_string),

@@ -309,6 +309,8 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
             exclude_tables: Vec::new(),
             checksums: false,
             jobs: 1,
+            // Onboarding never leaves anything out on its own: a refusal names the flag.
+            allow_uncopyable: false,
         },
         terminate_connections: false,
     }

@@ -1,5 +1,6 @@
 //! Phase two of a side's read: exact row counts, optional checksums, foreign-key orphans and
-//! the columns behind owned sequences, all pipelined on the side's one connection.
+//! the columns behind owned sequences, all pipelined on the side's one connection, once
+//! `rls.rs` has checked that no row-level security policy hides rows from the role.
 
 use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt};
@@ -197,6 +198,8 @@ pub async fn measure<C: GenericClient + Sync>(
     catalog: &Catalog,
     plans: &[TablePlan],
 ) -> Result<Measures> {
+    // Before any count: a table whose rows a policy would hide is refused by name.
+    super::rls::check_reads_every_row(tx, url, catalog).await?;
     let mut jobs: Vec<Job> = Vec::new();
     for plan in plans {
         let Some(table) = catalog.tables.get(&plan.table) else {

@@ -19,6 +19,7 @@ mod measure;
 mod objects;
 mod objects_sql;
 mod read;
+mod rls;
 mod session;
 mod sql;
 

@@ -1,6 +1,7 @@
 //! The session one side is read in: the read-only REPEATABLE READ transaction, its settings
 //! (values and definitions printed alike on both sides), the bounded statement timeout
-//! (`XTASK_STATEMENT_TIMEOUT`), and errors that name that setting when it was the cause.
+//! (`XTASK_STATEMENT_TIMEOUT`), `row_security = off`, and errors that name the setting or the
+//! privilege that was the cause.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use crate::config::DbUrl;
 use crate::pg::client;
 
 /// Session settings for the comparison's transaction, so that both sides print values and
-/// definitions the same way whatever their servers' defaults.
+/// definitions the same way whatever their servers' defaults. `row_security = off`: a policy
+/// must never filter what is counted or checksummed; a role that cannot bypass one gets an error
+/// instead (`rls.rs` names those tables before any count).
 const SETTINGS_SQL: &str = "\
 SET LOCAL search_path = pg_catalog, pg_temp;
 SET LOCAL TimeZone = 'UTC';
@@ -21,7 +24,8 @@ SET LOCAL IntervalStyle = 'postgres';
 SET LOCAL extra_float_digits = 1;
 SET LOCAL bytea_output = 'hex';
 SET LOCAL lc_monetary = 'C';
-SET LOCAL idle_in_transaction_session_timeout = 0;";
+SET LOCAL idle_in_transaction_session_timeout = 0;
+SET LOCAL row_security = off;";
 
 /// The limit on each of the xtask's own queries: `XTASK_STATEMENT_TIMEOUT`, else 30 minutes;
 /// `None` is no limit. A value that does not parse is a usage error (exit 2).
@@ -50,9 +54,25 @@ pub(super) fn explain(err: tokio_postgres::Error) -> anyhow::Error {
             STATEMENT_TIMEOUT.shown()
         );
         anyhow::Error::new(err).context(hint)
+    } else if hidden_by_row_security(&err) {
+        // Found up front by `rls.rs`; this covers a table that gained a policy since.
+        anyhow::Error::new(err).context(
+            "the connecting role cannot bypass row-level security, so it cannot count or \
+             checksum every row: connect as a role with BYPASSRLS, a superuser, or the table's \
+             owner (when FORCE ROW LEVEL SECURITY is not set)",
+        )
     } else {
         anyhow::Error::new(err)
     }
+}
+
+/// `query would be affected by row-level security policy for table ...`: what `row_security =
+/// off` raises instead of filtering rows.
+fn hidden_by_row_security(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::INSUFFICIENT_PRIVILEGE
+            && db.message().contains("row-level security")
+    })
 }
 
 /// The value of a result, its error kept aside.
