@@ -282,7 +282,7 @@ fn bad_settings_fail_before_anything_is_started_with_a_clear_message() {
             ),
             (
                 "RAILWAY_DB_URL",
-                "postgresql://postgres:s3cret-pw@a.proxy.rlwy.net:1234/railway",
+                "postgresql://postgres:s3cret-pw@core.remote.invalid:1234/railway",
             ),
         ],
     );

@@ -299,10 +299,9 @@ mod tests {
                 host_port: 5433,
             }],
         );
-        let remote = DbUrl::parse(
-            "postgresql://postgres:pw@maglev.proxy.rlwy.net:41234/railway?sslmode=require",
-        )
-        .unwrap();
+        let remote =
+            DbUrl::parse("postgresql://postgres:pw@remote.invalid:41234/railway?sslmode=require")
+                .unwrap();
         let cmd = tools.command(Tool::PgDump, Side::Remote, &remote, &["--format=custom"]);
         assert_eq!(
             cmd.args,
@@ -312,7 +311,7 @@ mod tests {
                 "PGPASSWORD",
                 "backend-postgres-1",
                 "pg_dump",
-                "--dbname=postgresql://postgres@maglev.proxy.rlwy.net:41234/railway?sslmode=require",
+                "--dbname=postgresql://postgres@remote.invalid:41234/railway?sslmode=require",
                 "--format=custom",
             ]
         );

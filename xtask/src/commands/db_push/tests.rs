@@ -36,7 +36,7 @@ fn config(yes: bool) -> Config {
 
 #[test]
 fn protected_host_needs_yes_and_the_exact_target() {
-    let url = DbUrl::parse("postgresql://u:pw@maglev.proxy.rlwy.net:1234/railway").unwrap();
+    let url = DbUrl::parse("postgresql://u@maglev.proxy.rlwy.net:1234/railway").unwrap();
     let cmd = push(&["maglev.proxy.rlwy.net"], None, false);
     let err = cmd.check_protected(&config(true), &url).unwrap_err();
     assert!(err.downcast_ref::<UsageError>().is_some());

@@ -4,8 +4,10 @@ use super::*;
 
 const LOCAL: &str = "postgresql://sigmasight:s3cret@localhost:5432/sigmasight_db?sslmode=disable";
 const LOCAL_AI: &str = "postgresql://sigmasight:s3cret@localhost:5432/sigmasight_ai_db";
-const RAILWAY: &str = "postgresql://postgres:s3cret@a.proxy.rlwy.net:1234/railway";
-const RAILWAY_AI: &str = "postgresql://postgres:s3cret@b.proxy.rlwy.net:5678/railway";
+// Made-up remotes on reserved names (never a real host, and no Railway URL with a password in
+// the repository); what makes them "Railway" to onboarding is that RAILWAY_DB_URL is set.
+const RAILWAY: &str = "postgresql://postgres:s3cret@core.remote.invalid:1234/railway";
+const RAILWAY_AI: &str = "postgresql://postgres:s3cret@ai.remote.invalid:5678/railway";
 
 fn settings(remote: Option<&str>, remote_ai: Option<&str>) -> Settings {
     Settings {
@@ -103,7 +105,7 @@ fn without_railway_the_source_is_the_sandbox_next_to_the_local_core_database() {
 fn with_railway_set_the_source_is_railway() {
     let plan = plan(&settings(Some(RAILWAY), Some(RAILWAY_AI))).unwrap();
     assert_eq!(plan.kind, SourceKind::Railway);
-    assert_eq!(plan.source.host(), "a.proxy.rlwy.net");
+    assert_eq!(plan.source.host(), "core.remote.invalid");
     assert_eq!(plan.source_ai.port(), 5678);
 }
 
@@ -111,7 +113,7 @@ fn with_railway_set_the_source_is_railway() {
 fn railway_needs_both_urls_and_public_hosts() {
     let err = err_text(plan(&settings(Some(RAILWAY), None)));
     assert!(err.contains("RAILWAY_AI_DB_URL is not"), "{err}");
-    let internal = "postgresql://postgres:s3cret@postgres.railway.internal:5432/railway";
+    let internal = "postgresql://postgres@postgres.railway.internal:5432/railway";
     let err = err_text(plan(&settings(Some(internal), Some(RAILWAY_AI))));
     assert!(
         err.contains("RAILWAY_DB_URL names postgres.railway.internal:5432"),
@@ -270,7 +272,7 @@ fn the_summary_is_the_scripts_and_never_shows_a_password() {
         "  local core    postgresql://u:****@localhost:5432/core  10 rows, alembic none"
     );
     assert!(text.contains(
-        "  source        Railway: postgresql://postgres:****@a.proxy.rlwy.net:1234/railway, "
+        "  source        Railway: postgresql://postgres:****@core.remote.invalid:1234/railway, "
     ));
     assert!(text.contains("  pulled        no (already equal); db-verify: equal"));
     assert!(text.contains("  .env          kept as it was"));
