@@ -42,66 +42,9 @@ pub(super) enum Finding {
     Differs,
 }
 
-/// What kind of object a problem is about: a table, or an object of a table on both sides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum ProblemKind {
-    Table,
-    Extension,
-    Column,
-    Constraint,
-    Index,
-    View,
-    #[serde(rename = "materialized_view")]
-    MaterializedView,
-    Function,
-    Trigger,
-    Type,
-    Domain,
-    Policy,
-    Sequence,
-}
-
-impl From<ObjectKind> for ProblemKind {
-    fn from(kind: ObjectKind) -> ProblemKind {
-        match kind {
-            ObjectKind::Extension => ProblemKind::Extension,
-            ObjectKind::Column => ProblemKind::Column,
-            ObjectKind::Constraint => ProblemKind::Constraint,
-            ObjectKind::Index => ProblemKind::Index,
-            // Row security: a setting of a table that both sides have.
-            ObjectKind::Table => ProblemKind::Table,
-            ObjectKind::View => ProblemKind::View,
-            ObjectKind::MaterializedView => ProblemKind::MaterializedView,
-            ObjectKind::Function => ProblemKind::Function,
-            ObjectKind::Trigger => ProblemKind::Trigger,
-            ObjectKind::Type => ProblemKind::Type,
-            ObjectKind::Domain => ProblemKind::Domain,
-            ObjectKind::Policy => ProblemKind::Policy,
-            ObjectKind::Sequence => ProblemKind::Sequence,
-        }
-    }
-}
-
-impl fmt::Display for ProblemKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProblemKind::Table => "table",
-            ProblemKind::Extension => "extension",
-            ProblemKind::Column => "column",
-            ProblemKind::Constraint => "constraint",
-            ProblemKind::Index => "index",
-            ProblemKind::View => "view",
-            ProblemKind::MaterializedView => "materialized view",
-            ProblemKind::Function => "function",
-            ProblemKind::Trigger => "trigger",
-            ProblemKind::Type => "type",
-            ProblemKind::Domain => "domain",
-            ProblemKind::Policy => "policy",
-            ProblemKind::Sequence => "sequence",
-        })
-    }
-}
+/// What kind of object a problem is about: the comparison's own kinds (a table missing or extra
+/// is `Table`, as is a table's row-security setting), with the same text and JSON.
+pub(super) type ProblemKind = ObjectKind;
 
 /// One way in which the target's schema is not the migrations' schema at the revision.
 #[derive(Clone, Debug, Serialize)]
@@ -361,7 +304,7 @@ fn compare(
         }
         problems.push(Problem {
             problem,
-            kind: d.kind().into(),
+            kind: d.kind(),
             object: d.object.to_string(),
             detail,
         });
