@@ -783,7 +783,9 @@ CREATE FUNCTION public.f(x integer) RETURNS integer LANGUAGE sql AS 'SELECT x + 
 CREATE FUNCTION public.touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
 CREATE TRIGGER t_touch BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.touch();
 CREATE VIEW public.v AS SELECT id FROM public.t;
+CREATE MATERIALIZED VIEW public.mv0 AS SELECT id FROM public.t;
 ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p_read ON public.t FOR SELECT USING (id > 0);
 CREATE SEQUENCE public.free_seq;
 SELECT setval('public.free_seq', 5);
 "#;
@@ -866,6 +868,44 @@ fn views_functions_triggers_types_domains_policies_and_sequences_are_compared() 
             "ALTER TABLE public.t FORCE ROW LEVEL SECURITY",
             "table public.t: row security enabled (remote) vs enabled, forced (local)",
             "ALTER TABLE public.t NO FORCE ROW LEVEL SECURITY",
+        ),
+        (
+            "materialized view definition",
+            "DROP MATERIALIZED VIEW public.mv0; \
+             CREATE MATERIALIZED VIEW public.mv0 AS SELECT id FROM public.t WHERE id > 0",
+            "materialized view public.mv0: definition differs",
+            "DROP MATERIALIZED VIEW public.mv0; \
+             CREATE MATERIALIZED VIEW public.mv0 AS SELECT id FROM public.t",
+        ),
+        (
+            "procedure only on one side",
+            "CREATE PROCEDURE public.p() LANGUAGE sql AS 'SELECT 1'",
+            "function public.p(): only on local",
+            "DROP PROCEDURE public.p()",
+        ),
+        (
+            "trigger disabled",
+            "ALTER TABLE public.t DISABLE TRIGGER t_touch",
+            "trigger public.t.t_touch: definition",
+            "ALTER TABLE public.t ENABLE TRIGGER t_touch",
+        ),
+        (
+            "policy definition",
+            "ALTER POLICY p_read ON public.t USING (id > 1)",
+            "policy public.t.p_read: definition",
+            "ALTER POLICY p_read ON public.t USING (id > 0)",
+        ),
+        (
+            "enum type only on one side",
+            "CREATE TYPE public.size AS ENUM ('s')",
+            "type public.size: only on local",
+            "DROP TYPE public.size",
+        ),
+        (
+            "domain only on one side",
+            "CREATE DOMAIN public.tiny AS smallint",
+            "domain public.tiny: only on local",
+            "DROP DOMAIN public.tiny",
         ),
         (
             "unowned sequence",

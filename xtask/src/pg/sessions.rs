@@ -32,19 +32,27 @@ pub struct Session {
 /// A moment in a session's life, as the server saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Since {
-    /// `transaction` (xact_start: the session has a transaction open) or `state` (state_change).
-    pub what: &'static str,
+    pub what: SinceWhat,
     /// In UTC, `2026-01-31 12:00:00 UTC`.
     pub at: String,
     /// How long before the query, in whole seconds.
     pub seconds: i64,
 }
 
+/// Which moment `Since` is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinceWhat {
+    /// `xact_start`: the session has a transaction open.
+    Transaction,
+    /// `state_change`: the session's state last changed.
+    State,
+}
+
 impl fmt::Display for Since {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.what {
-            "transaction" => "in a transaction since",
-            _ => "in this state since",
+            SinceWhat::Transaction => "in a transaction since",
+            SinceWhat::State => "in this state since",
         };
         write!(f, "{what} {} ({} s ago)", self.at, self.seconds)
     }
@@ -58,13 +66,34 @@ impl Session {
     }
 }
 
-impl fmt::Display for Session {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Session {
+    /// `pid 1 (app, psql from 127.0.0.1, idle`, and with `since` its `, in a transaction since
+    /// ...`, then `)`.
+    fn write(&self, f: &mut fmt::Formatter<'_>, with_since: bool) -> fmt::Result {
         write!(f, "pid {} ({}", self.pid, self.user)?;
         if !self.application_name.is_empty() {
             write!(f, ", {}", self.application_name)?;
         }
-        write!(f, " from {}, {})", self.client, self.state)
+        write!(f, " from {}, {}", self.client, self.state)?;
+        match &self.since {
+            Some(since) if with_since => write!(f, ", {since})"),
+            _ => f.write_str(")"),
+        }
+    }
+}
+
+impl fmt::Display for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, false)
+    }
+}
+
+/// A session shown with since when (`describe_with_since`).
+struct WithSince<'a>(&'a Session);
+
+impl fmt::Display for WithSince<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write(f, true)
     }
 }
 
@@ -73,13 +102,7 @@ impl fmt::Display for Session {
 pub fn describe_with_since(sessions: &[Session]) -> String {
     sessions
         .iter()
-        .map(|s| {
-            let shown = s.to_string();
-            match &s.since {
-                Some(since) => format!("{}, {since})", shown.trim_end_matches(')')),
-                None => shown,
-            }
-        })
+        .map(|s| WithSince(s).to_string())
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -100,9 +123,9 @@ fn session_of(r: &tokio_postgres::Row) -> Session {
     let since = match (what, at, seconds) {
         (Some(what), Some(at), Some(seconds)) => Some(Since {
             what: if what == "transaction" {
-                "transaction"
+                SinceWhat::Transaction
             } else {
-                "state"
+                SinceWhat::State
             },
             at,
             seconds,
@@ -218,7 +241,7 @@ mod tests {
         let mut holder = session("uvicorn");
         holder.state = "idle in transaction".into();
         holder.since = Some(Since {
-            what: "transaction",
+            what: SinceWhat::Transaction,
             at: "2026-01-31 12:00:00 UTC".into(),
             seconds: 42,
         });

@@ -18,7 +18,7 @@ use crate::{
         self,
         catalog::{self, Snapshot},
         AlembicHeads, Change, DatabaseComparison, Endpoint, Field, SchemaDifference, SchemaObject,
-        TableStatus,
+        TableStatus, NOT_READABLE,
     },
 };
 
@@ -214,7 +214,7 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
 /// `super::finish`): one at another position means the copy is not exact. Upsert keeps the
 /// target's sequences, and a position that a side may not read cannot be judged: warnings.
 fn position_must_match(d: &SchemaDifference, mode: LoadMode) -> bool {
-    let readable = |v: &Option<String>| v.as_deref().is_some_and(|v| v != "not readable");
+    let readable = |v: &Option<String>| v.as_deref().is_some_and(|v| v != NOT_READABLE);
     mode == LoadMode::Replace
         && matches!(d.object, SchemaObject::Sequence(_))
         && d.change == Change::Field(Field::LastValue)

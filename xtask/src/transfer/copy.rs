@@ -115,20 +115,10 @@ impl CopyStep<'_> {
                 self.logs,
             )?),
         };
-        let mut shaper = ctx.block_on(prepare_load(
-            self.target,
-            ctx.timeout(),
-            self.mode,
-            self.selection,
-            self.staging,
-        ))?;
+        let mut shaper = ctx.block_on(prepare_load(self, ctx.timeout()))?;
         if self.staging {
             shaper.rebuild_indexes();
         }
-        shaper.finish_with(ctx.block_on(async {
-            let conn = client::connect(self.target, ctx.timeout()).await?;
-            finish::read(self.source, &conn, self.target, self.selection, self.mode).await
-        })?);
         shaper.expect_rows(
             self.selection
                 .tables
@@ -242,13 +232,9 @@ impl CopyStep<'_> {
 /// database (this command's own, just built), only the tables that hold rows (put there by a
 /// migration) are truncated: a TRUNCATE of an empty one would only create new files. Should rows
 /// appear in between, the row counts asserted before COMMIT fail the load.
-pub async fn prepare_load(
-    target_url: &DbUrl,
-    timeout: Duration,
-    mode: LoadMode,
-    selection: &Selection,
-    staging: bool,
-) -> Result<LoadShaper> {
+pub async fn prepare_load(step: &CopyStep<'_>, timeout: Duration) -> Result<LoadShaper> {
+    let (target_url, mode, selection, staging) =
+        (step.target, step.mode, step.selection, step.staging);
     let conn = client::connect(target_url, timeout).await?;
     let schema = TargetSchema::read(&conn, target_url).await?;
     let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
@@ -284,5 +270,7 @@ pub async fn prepare_load(
             .collect();
         shaper.truncate_only(holding);
     }
+    // What the end of the load sets and refreshes, read on the same connection.
+    shaper.finish_with(finish::read(step.source, &conn, target_url, selection, mode).await?);
     Ok(shaper)
 }

@@ -13,6 +13,7 @@ use super::catalog::{self, Catalog};
 use crate::pg::ident::QualifiedName;
 
 pub use names::{Field, ObjectKind, SchemaObject};
+pub use objects::NOT_READABLE;
 
 /// How the two sides differ on the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -127,8 +127,11 @@ fn enums(d: &mut Differ, l: &Objects, r: &Objects) {
     }
 }
 
+/// How a sequence's position shows on a side whose role may not read it.
+pub const NOT_READABLE: &str = "not readable";
+
 /// Every sequence: on one side only (unless its owning table is, which comes with the table),
-/// or at another position. A sequence that a side may not read is `not readable` there.
+/// or at another position. A sequence that a side may not read is `NOT_READABLE` there.
 fn sequences(d: &mut Differ, l: &Catalog, r: &Catalog) {
     let (ls, rs) = (&l.objects.sequences, &r.objects.sequences);
     let names: BTreeSet<&QualifiedName> = ls.keys().chain(rs.keys()).collect();
@@ -136,7 +139,7 @@ fn sequences(d: &mut Differ, l: &Catalog, r: &Catalog) {
     let position = |s: &crate::verify::catalog::Sequence| {
         s.position
             .clone()
-            .unwrap_or_else(|| "not readable".to_string())
+            .unwrap_or_else(|| NOT_READABLE.to_string())
     };
     for name in names {
         let (a, b) = (ls.get(name), rs.get(name));
