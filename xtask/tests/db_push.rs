@@ -261,7 +261,7 @@ impl Drop for IdleInTransaction {
 }
 
 #[test]
-fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_names_the_holder() {
+fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_its_migration_and_names_the_holder() {
     require_docker!();
     let bench = Bench::start(
         |pg: &PgContainer| {
@@ -313,6 +313,57 @@ fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_names_the_holder() 
             "lock timeout",
         ],
         "remote Core and AI unchanged (fingerprints, row counts)",
+    );
+
+    // The same app session, one migration behind on the remote: c0005's foreign key to
+    // portfolios needs a lock that an uncommitted write on portfolios holds. The upgrade gives
+    // up after XTASK_LOCK_TIMEOUT instead of queueing every app query behind it for ever.
+    support::alembic(
+        &remote,
+        "alembic.ini",
+        &["downgrade", "c0004_risk_analytics"],
+    );
+    let behind = both_fingerprints(&bench.remote);
+    let mut app = IdleInTransaction::start(
+        &remote,
+        "test-app-writing",
+        "LOCK TABLE portfolios IN ROW EXCLUSIVE MODE",
+    );
+    let started = std::time::Instant::now();
+    let run = bench.run_with(
+        "db-push",
+        &["--yes", "--core-only", "--no-backup"],
+        &[("XTASK_LOCK_TIMEOUT", "2s")],
+    );
+    let took = started.elapsed();
+    let holder = format!("pid {} (", app.pid);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        took < std::time::Duration::from_secs(120),
+        "the push waited {took:?}"
+    );
+    app.release();
+    assert_eq!(both_fingerprints(&bench.remote), behind);
+    assert_eq!(
+        query_one(&remote, "SELECT version_num FROM alembic_version"),
+        "c0004_risk_analytics"
+    );
+    fault_case(
+        "db-push",
+        "the remote's migration to head waits for a lock that an app session idle in a \
+         transaction holds (XTASK_LOCK_TIMEOUT=2s)",
+        &run,
+        1,
+        &[
+            "waited longer than XTASK_LOCK_TIMEOUT=2s for a lock",
+            "failed in the migration c0004_risk_analytics -> c0005_correlations: \
+             sqlalchemy.exc.OperationalError: (psycopg.errors.LockNotAvailable) canceling \
+             statement due to lock timeout",
+            &holder,
+            "test-app-writing",
+            "the database is at revision c0004_risk_analytics now",
+        ],
+        "remote Core unchanged (fingerprints), still at c0004",
     );
 }
 

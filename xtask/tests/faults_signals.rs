@@ -570,15 +570,15 @@ impl Drop for Hold {
     }
 }
 
-/// The command's source snapshot holds `positions` on `source` (its transaction counted every
-/// table); a lock request of the test queued behind it makes pg_dump, which asks next, wait.
+/// The command's source snapshot holds `table` on `source` (its transaction counted every table
+/// it copies); a lock request of the test queued behind it makes pg_dump, which asks next, wait.
 /// Returns the queued request (released, it lets pg_dump go on).
-fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str) -> Hold {
+fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str, table: &str) -> Hold {
     let url = source.url(dbname);
     let queued = Hold::behind_xtask(
         &url,
-        "public.positions",
-        "LOCK TABLE positions IN ACCESS EXCLUSIVE MODE",
+        &format!("public.{table}"),
+        &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
     );
     run.wait_until("pg_dump to wait for its lock", 120, || {
         sessions(
@@ -593,7 +593,7 @@ fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str) -> Hold 
 }
 
 /// Holds the command with every row sent into the target's open transaction, before COMMIT:
-/// pg_dump is held first (see `stall_pg_dump`), then the test takes a lock on the target's
+/// pg_dump is held first (see `stall_pg_dump`, on `stall`, a table the command copies), then the test takes a lock on the target's
 /// `market_data_cache_id_seq`, which psql needs for the `setval` that follows the data. Returns
 /// the lock on the sequence (released, psql goes on).
 fn all_rows_sent(
@@ -601,8 +601,9 @@ fn all_rows_sent(
     source: &PgContainer,
     target: &PgContainer,
     target_db: &str,
+    stall: &str,
 ) -> Hold {
-    let mut queued = stall_pg_dump(run, source, CORE);
+    let mut queued = stall_pg_dump(run, source, CORE, stall);
     psql_connected(run, target, target_db);
     let sequence = Hold::start(
         &target.url(target_db),
@@ -706,28 +707,6 @@ fn slow_migrations(dir: &Path) {
     );
     assert_ne!(slowed, text, "c0005's upgrade() was not found");
     std::fs::write(&path, slowed).unwrap();
-}
-
-/// `uv run alembic` on a database, its URL in the environment only.
-fn alembic(url: &str, ini: &str, args: &[&str]) {
-    let var = if ini == "alembic.ini" {
-        "DATABASE_URL"
-    } else {
-        "AI_DATABASE_URL"
-    };
-    let out = Command::new("uv")
-        .args(["run", "--locked", "--directory"])
-        .arg(support::backend_dir())
-        .args(["alembic", "-c", ini])
-        .args(args)
-        .env(var, url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "alembic {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Debugging aid: `FAULTS_CASES=2,3` runs only those cases of each test.
@@ -855,6 +834,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
             &bench.remote,
             &bench.local,
             "sigmasight_db_xtask_new",
+            "positions",
         );
         run.interrupt_group();
         let out = run.finish(60);
@@ -881,7 +861,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     //    cleanup (dropping the staging database) cannot finish until it is unpaused.
     if case(4) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         docker(&["pause", &bench.local.name]);
         run.interrupt();
@@ -928,7 +908,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 "2",
             ],
         );
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         run.interrupt_group();
         let out = run.finish(60);
         assert_eq!(out.code, 130, "{}", out.stderr);
@@ -954,7 +934,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     // 5. psql killed (SIGKILL, in the container) while the load's transaction is open.
     if case(5) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         let staging = format!(":{}/sigmasight_db_xtask_new", bench.local.port);
@@ -983,7 +963,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     //    could not be dropped is dropped by the next pull.
     if case(6) {
         let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE);
+        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         crash(&bench.local);
@@ -1007,6 +987,66 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
         assert_eq!(again.code, 0, "{}", again.all());
         assert_eq!(xtask_databases(&bench.local), "");
         assert_eq!(fingerprint(&bench.local.url(CORE)), remote[0]);
+    }
+
+    // 8. A partial pull (--tables) whose load COMMITTED, then whose verification failed: its
+    //    read of the local table waits behind a lock the test queued behind the load (granted
+    //    at the COMMIT) and gives up after XTASK_LOCK_TIMEOUT. The tables were replaced in
+    //    place, and the message must say so, not "unchanged".
+    if case(8) {
+        let (local, remote) = (bench.local.url(CORE), bench.remote.url(CORE));
+        query(&local, "DELETE FROM market_data_cache WHERE id % 3 = 0");
+        let rows = |url: &str| query_one(url, "SELECT count(*) FROM market_data_cache");
+        assert_ne!(rows(&local), rows(&remote));
+        let env = env_of(&bench, &[("XTASK_LOCK_TIMEOUT", "10s")]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+                "--tables",
+                "market_data_cache",
+            ],
+        );
+        let mut sequence = all_rows_sent(
+            &mut run,
+            &bench.remote,
+            &bench.local,
+            CORE,
+            "market_data_cache",
+        );
+        let table = Hold::start(
+            &local,
+            "LOCK TABLE market_data_cache IN ACCESS EXCLUSIVE MODE",
+        );
+        wait_for("the test's lock to queue behind the load", 30, || {
+            table.state() == "Lock/relation"
+        });
+        sequence.release();
+        let mut table = table.granted();
+        let out = run.finish(120);
+        table.release();
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert_said(
+            &out,
+            &[
+                "the selected tables WERE replaced (the load committed), but were not verified",
+                "lock timeout",
+            ],
+        );
+        assert_nothing_left(&run, &ports, &[]);
+        assert_eq!(rows(&local), rows(&remote));
+        support::record_case(
+            "db-pull",
+            "--tables: the load committed, then the verification failed (a lock held on a \
+             pulled table, XTASK_LOCK_TIMEOUT=10s)",
+            "1",
+            "the selected tables WERE replaced (the load committed), but were not verified",
+            "local table replaced in place by the source's rows (count read back), as the message \
+             says",
+        );
     }
 }
 
@@ -1055,7 +1095,7 @@ fn db_push_interrupted_or_killed_at_each_step_leaves_the_remote_as_it_was() {
     //    transaction (its tables emptied in it), before COMMIT.
     if case(2) {
         let mut run = spawn(&env, &["db-push", "--yes", "--core-only", "--no-backup"]);
-        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE);
+        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE, "positions");
         run.interrupt();
         let out = run.finish(60);
         assert_eq!(out.code, 130, "{}", out.stderr);
@@ -1084,7 +1124,7 @@ fn db_push_interrupted_or_killed_at_each_step_leaves_the_remote_as_it_was() {
     // 3. psql killed (SIGKILL, in the container) with every row sent and not committed.
     if case(3) {
         let mut run = spawn(&env, &["db-push", "--yes", "--core-only", "--no-backup"]);
-        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE);
+        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE, "positions");
         run.note_children();
         let target = format!(":{}/{CORE}", bench.remote.port);
         signal("KILL", tool_process("psql", &[&target]));
@@ -1115,7 +1155,7 @@ fn db_push_interrupted_or_killed_at_each_step_leaves_the_remote_as_it_was() {
     //    again, it holds exactly its old data.
     if case(4) {
         let mut run = spawn(&env, &["db-push", "--yes", "--core-only", "--no-backup"]);
-        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE);
+        let mut sequence = all_rows_sent(&mut run, &bench.local, &bench.remote, CORE, "positions");
         run.note_children();
         crash(&bench.remote);
         let out = run.finish(60);
@@ -1141,7 +1181,7 @@ fn db_push_interrupted_or_killed_at_each_step_leaves_the_remote_as_it_was() {
     // 5. Ctrl-C during `alembic upgrade head` on a remote one migration behind: the migration
     //    waits for a lock the test holds. Alembic runs every migration in one transaction.
     if case(5) {
-        alembic(
+        support::alembic(
             &bench.remote.url(CORE),
             "alembic.ini",
             &["downgrade", "c0004_risk_analytics"],

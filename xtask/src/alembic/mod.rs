@@ -5,6 +5,11 @@
 //! that fails during `upgrade` (which migration, its error, and the revision the database is at
 //! afterwards: on PostgreSQL Alembic runs the whole upgrade in one transaction, rolled back on
 //! failure).
+//!
+//! An upgrade's lock waits are bounded like a load's (`XTASK_LOCK_TIMEOUT`, through libpq's
+//! `PGOPTIONS`): a migration's `ALTER TABLE` behind an app session idle in a transaction would
+//! otherwise wait for ever, with every app query queued behind it. When it gives up, the
+//! sessions on the database are named.
 
 mod graph;
 
@@ -14,8 +19,11 @@ use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;
 use xshell::Shell;
 
-use crate::config::{Database, DbUrl};
-use crate::pg::{client, describe_status, tail_block, PreparedCommand};
+use crate::config::{
+    timeouts::{self, LOCK_TIMEOUT},
+    Database, DbUrl,
+};
+use crate::pg::{client, describe_status, sessions, tail_block, PreparedCommand};
 use crate::runtime::Runtime;
 
 pub use graph::{parse_revisions, RevisionGraph};
@@ -73,13 +81,68 @@ fn failed_migration(stderr: &str) -> (Option<String>, Option<String>) {
         // `c0005_x -> c0006_y, message`: the message is the script's docstring, left out.
         Some(rest.split(',').next().unwrap_or(rest).trim().to_string())
     });
-    let error = stderr
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+    let lines = || {
+        stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+    };
+    // SQLAlchemy ends with the statement and a "(Background on this error at: ...)" link: the
+    // exception's own line, above them, is the error.
+    let error = lines()
+        .find(|l| is_exception_line(l))
+        .or_else(|| lines().next())
         .map(str::to_string);
     (step, error)
+}
+
+/// `RuntimeError: boom`, `sqlalchemy.exc.OperationalError: (...) ...`, `FAILED: ...`.
+fn is_exception_line(line: &str) -> bool {
+    let Some((name, _)) = line.split_once(": ") else {
+        return false;
+    };
+    let dotted = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    dotted && (name == "FAILED" || name.ends_with("Error") || name.ends_with("Exception"))
+}
+
+/// The migration gave up waiting for a lock (SQLSTATE 55P03: psycopg's `LockNotAvailable`, the
+/// server's "canceling statement due to lock timeout").
+fn waited_for_lock(stderr: &str) -> bool {
+    stderr.contains("LockNotAvailable") || stderr.contains("due to lock timeout")
+}
+
+/// `PGOPTIONS` for a child whose lock waits are bounded by `limit` (`None`: no limit), keeping
+/// what the user's own `PGOPTIONS` sets (a later `-c` wins, so ours goes last).
+fn pgoptions_with_lock_timeout(
+    existing: Option<&str>,
+    limit: Option<std::time::Duration>,
+) -> String {
+    let ours = format!("-c lock_timeout={}", timeouts::millis(limit));
+    match existing.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
+    }
+}
+
+/// The other sessions on `url`'s database, with what they are doing and since when; `None` when
+/// they cannot be read.
+fn sessions_now(rt: &Runtime, url: &DbUrl) -> Option<String> {
+    rt.block_on(async {
+        let conn = client::connect(url, client::default_connect_timeout()).await?;
+        sessions::other_sessions(&conn, url.dbname()).await
+    })
+    .ok()
+    .map(|s| {
+        if s.is_empty() {
+            "none now (the session that held it has ended)".to_string()
+        } else {
+            sessions::describe_with_since(&s)
+        }
+    })
 }
 
 /// The revisions in a database's alembic_version; `None` when they cannot be read.
@@ -169,7 +232,14 @@ impl AlembicConfig {
     ) -> Result<()> {
         let what = format!("`alembic -c {} upgrade {target}` on {url}", self.ini());
         require_uv().with_context(|| what.clone())?;
-        let cmd = self.command(backend_dir, Some(url), &["upgrade", target]);
+        let lock_limit = LOCK_TIMEOUT.get().with_context(|| what.clone())?;
+        let pgoptions = std::env::var("PGOPTIONS").ok();
+        let cmd = self
+            .command(backend_dir, Some(url), &["upgrade", target])
+            .secret_env(
+                "PGOPTIONS",
+                &pgoptions_with_lock_timeout(pgoptions.as_deref(), lock_limit),
+            );
         let output = cmd
             .to_xshell(sh)
             .ignore_status()
@@ -210,6 +280,15 @@ impl AlembicConfig {
         };
         let fix = if stopped {
             ". Run the command again to finish".to_string()
+        } else if waited_for_lock(&stderr) {
+            format!(
+                ". It waited longer than {} for a lock that another session holds; sessions on \
+                 {}: {}. End the one that holds it (`SELECT pg_terminate_backend(pid)`), or ask \
+                 its owner to commit or roll back, or raise XTASK_LOCK_TIMEOUT, then run again",
+                LOCK_TIMEOUT.shown(),
+                url.dbname(),
+                sessions_now(rt, url).unwrap_or_else(|| "could not be read".to_string())
+            )
         } else if step.is_some() {
             format!(
                 ". Fix that migration (the scripts of {} in {}), then run again",

@@ -120,6 +120,25 @@ RuntimeError: boom
     let (step, error) = failed_migration(stderr);
     assert_eq!(step.as_deref(), Some("c0005_corr -> c0006_boom"));
     assert_eq!(error.as_deref(), Some("RuntimeError: boom"));
+    let stderr = "\
+INFO  [alembic.runtime.migration] Running upgrade c0004_risk -> c0005_corr, correlations
+sqlalchemy.exc.OperationalError: (psycopg.errors.LockNotAvailable) canceling statement due to lock timeout
+[SQL:
+CREATE TABLE correlation_calculations (
+\tid UUID NOT NULL
+)
+]
+(Background on this error at: https://sqlalche.me/e/21/e3q8)
+";
+    let (step, error) = failed_migration(stderr);
+    assert_eq!(step.as_deref(), Some("c0004_risk -> c0005_corr"));
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "sqlalchemy.exc.OperationalError: (psycopg.errors.LockNotAvailable) canceling \
+             statement due to lock timeout"
+        )
+    );
     let (step, error) = failed_migration("FAILED: Can't locate revision identified by 'x'\n");
     assert_eq!(step, None);
     assert_eq!(
@@ -142,4 +161,37 @@ fn parses_heads_output() {
         ["c2a_tags", "c2b_market"]
     );
     assert!(parse_revisions("").is_empty());
+}
+
+#[test]
+fn an_upgrade_bounds_its_lock_waits_and_keeps_the_users_pgoptions() {
+    use std::time::Duration;
+    let limit = Some(Duration::from_secs(30));
+    assert_eq!(
+        pgoptions_with_lock_timeout(None, limit),
+        "-c lock_timeout=30000"
+    );
+    assert_eq!(
+        pgoptions_with_lock_timeout(Some("  "), limit),
+        "-c lock_timeout=30000"
+    );
+    // Ours last: a later `-c` of the same setting wins.
+    assert_eq!(
+        pgoptions_with_lock_timeout(Some("-c search_path=app -c lock_timeout=0"), limit),
+        "-c search_path=app -c lock_timeout=0 -c lock_timeout=30000"
+    );
+    assert_eq!(pgoptions_with_lock_timeout(None, None), "-c lock_timeout=0");
+}
+
+#[test]
+fn a_migration_that_gave_up_on_a_lock_is_told_apart() {
+    assert!(waited_for_lock(
+        "psycopg.errors.LockNotAvailable: canceling statement due to lock timeout\n"
+    ));
+    assert!(waited_for_lock(
+        "ERROR:  canceling statement due to lock timeout\n"
+    ));
+    assert!(!waited_for_lock(
+        "psycopg.errors.DuplicateTable: relation \"x\" already exists\n"
+    ));
 }

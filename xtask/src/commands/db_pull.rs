@@ -61,6 +61,8 @@ pub struct Pulled {
     staging: Option<DbUrl>,
     /// Why the clean-up after a failure could not drop the staging database.
     not_dropped: Option<String>,
+    /// `--tables`: the load into the local tables committed (they were replaced in place).
+    loaded_in_place: bool,
 }
 
 /// The local database as it is before a pull: its snapshot and size, or `None` when it does not
@@ -115,6 +117,8 @@ impl DbPull {
             staging: !p.selection.partial,
         };
         step.load(run, early)?;
+        p.own.loaded_in_place = p.selection.partial;
+        crate::interrupt::check("the verification")?;
         // Dropping the replaced database at the swap forces a checkpoint, which must first write
         // every page the load dirtied. Started now, that work overlaps the verification; the
         // drop's checkpoint then finds little left to write.
@@ -216,6 +220,7 @@ impl Transfer for DbPull {
             lock,
             staging: None,
             not_dropped: None,
+            loaded_in_place: false,
         };
         Ok(Job::new(run, db, target, read, pulled))
     }
@@ -315,8 +320,13 @@ impl Transfer for DbPull {
     }
 
     fn state_after_failure(&self, p: &Job<Pulled>) -> String {
-        let state = if p.selection.partial {
+        let state = if p.selection.partial && !p.own.loaded_in_place {
             "unchanged (the load's transaction was rolled back)"
+        } else if p.selection.partial && p.verified.is_none() {
+            "the selected tables WERE replaced (the load committed), but were not verified (see \
+             above)"
+        } else if p.selection.partial {
+            "the selected tables were replaced by the verified copy"
         } else if p.own.staging.is_some() && p.own.not_dropped.is_some() {
             "unchanged (the new copy was not swapped in)"
         } else if p.own.staging.is_some() {

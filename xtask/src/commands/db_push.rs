@@ -255,6 +255,7 @@ impl Transfer for DbPush {
         step.load(run, None)
             .with_context(|| format!("{label}: loading the data"))?;
         p.own.loaded = true;
+        interrupt::check("the verification")?;
         let (summary, warnings) = step.verify(run)?;
         p.warnings.extend(warnings);
         p.verified = Some(summary);
@@ -265,7 +266,7 @@ impl Transfer for DbPush {
         let data = if p.verified.is_some() {
             "pushed and verified".to_string()
         } else if p.own.loaded {
-            "loaded and committed, but the verification failed (see above)".to_string()
+            "loaded and committed, but not verified (see above)".to_string()
         } else {
             "unchanged (the load's transaction was rolled back, or never started)".to_string()
         };

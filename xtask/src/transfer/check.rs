@@ -58,7 +58,7 @@ impl CopyStep<'_> {
                 check.problems.join("\n  ")
             );
         }
-        let summary = check.comparison.summary();
+        let summary = check.summary(&expect);
         ctx.say(format!("verified against the source's snapshot: {summary}"));
         Ok((summary, check.warnings))
     }
@@ -69,6 +69,42 @@ pub struct CopyCheck {
     pub comparison: DatabaseComparison,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+impl CopyCheck {
+    /// The line for a copy that passed. When the two sides are equal, db-verify's own summary;
+    /// otherwise what was judged and held (the copied tables: a partial copy does not compare the
+    /// others, and upsert keeps the target's extra rows), never the comparison's "DIFFERENT" of
+    /// what the copy did not touch.
+    fn summary(&self, expect: &Expectations<'_>) -> String {
+        let c = &self.comparison;
+        if c.equal {
+            return c.summary();
+        }
+        let copied: Vec<_> = c
+            .tables
+            .iter()
+            .filter(|t| expect.selection.tables.contains(&t.name()))
+            .collect();
+        let rows: i64 = copied.iter().filter_map(|t| t.right_rows).sum();
+        let held = match expect.mode {
+            LoadMode::Replace if expect.checksums => "as in the source, checksums match",
+            LoadMode::Replace => "as in the source",
+            LoadMode::Upsert => "holding at least the source's rows",
+        };
+        let mut line = format!(
+            "{}: {} copied table(s), {rows} rows, {held}",
+            c.database.label(),
+            copied.len()
+        );
+        if expect.selection.partial {
+            line += "; the tables not selected were not compared";
+        }
+        if !self.warnings.is_empty() {
+            line += &format!("; {} warning(s) above", self.warnings.len());
+        }
+        line
+    }
 }
 
 /// What must hold after a copy.

@@ -95,7 +95,7 @@ pub struct CopyStep<'a> {
 
 impl CopyStep<'_> {
     /// Streams the data in one transaction that asserts every table's row count before COMMIT.
-    /// `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
+    /// `Ok` means committed (the caller records it, then checks for Ctrl-C). `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
     /// load starts its own dumps and stops this one).
     pub fn load(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
         let (ctx, tools, copy) = (run.ctx, run.tools, run.copy);
@@ -139,7 +139,6 @@ impl CopyStep<'_> {
             )?;
             (progress.snapshot(), "in one transaction".to_string())
         };
-        crate::interrupt::check("the data load")?;
         ctx.say(format!(
             "{label}: {} tables, {} rows loaded by COPY {how} (log: {})",
             loaded.len(),

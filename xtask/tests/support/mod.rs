@@ -641,3 +641,25 @@ pub fn when_locked_by(
         });
     })
 }
+
+/// `uv run alembic` on a database, its URL in the environment only.
+pub fn alembic(url: &str, ini: &str, args: &[&str]) {
+    let var = if ini == "alembic.ini" {
+        "DATABASE_URL"
+    } else {
+        "AI_DATABASE_URL"
+    };
+    let out = std::process::Command::new("uv")
+        .args(["run", "--locked", "--directory"])
+        .arg(backend_dir())
+        .args(["alembic", "-c", ini])
+        .args(args)
+        .env(var, url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "alembic {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,7 +1,8 @@
 //! The session one side is read in: the read-only REPEATABLE READ transaction, its settings
 //! (values and definitions printed alike on both sides), the bounded statement timeout
-//! (`XTASK_STATEMENT_TIMEOUT`), `row_security = off`, and errors that name the setting or the
-//! privilege that was the cause.
+//! (`XTASK_STATEMENT_TIMEOUT`) and lock waits (`XTASK_LOCK_TIMEOUT`, 60 s by default for a read:
+//! a table that another session holds must not hang a verification for ever), `row_security =
+//! off`, and errors that name the setting or the privilege that was the cause.
 
 use std::time::Duration;
 
@@ -33,11 +34,14 @@ pub fn statement_timeout() -> Result<Option<Duration>> {
     STATEMENT_TIMEOUT.get()
 }
 
-/// SETTINGS_SQL and the statement timeout, for a transaction's first statement.
+/// SETTINGS_SQL, the statement timeout and the lock timeout, for a transaction's first
+/// statement.
 pub(super) fn session_settings() -> Result<String> {
     let ms = timeouts::millis(statement_timeout()?);
+    let lock_ms = timeouts::millis(LOCK_TIMEOUT.get_or(SOURCE_LOCK_TIMEOUT_DEFAULT)?);
     Ok(format!(
-        "{SETTINGS_SQL}\nSET LOCAL statement_timeout = '{ms}ms';"
+        "{SETTINGS_SQL}\nSET LOCAL statement_timeout = '{ms}ms';\nSET LOCAL lock_timeout = \
+         '{lock_ms}ms';"
     ))
 }
 
@@ -52,6 +56,16 @@ pub(super) fn explain(err: tokio_postgres::Error) -> anyhow::Error {
             "the query ran longer than {} allows: raise it (XTASK_STATEMENT_TIMEOUT=2h, say), \
              or set XTASK_STATEMENT_TIMEOUT=0 for no limit, and run again",
             STATEMENT_TIMEOUT.shown()
+        );
+        anyhow::Error::new(err).context(hint)
+    } else if *err.code().unwrap_or(&SqlState::SUCCESSFUL_COMPLETION)
+        == SqlState::LOCK_NOT_AVAILABLE
+    {
+        let hint = format!(
+            "another session holds a lock on a table this read needs, for longer than {} \
+             allows (pg_locks and pg_stat_activity on that database say who): wait for it to \
+             finish, or raise XTASK_LOCK_TIMEOUT, and run again",
+            LOCK_TIMEOUT.shown()
         );
         anyhow::Error::new(err).context(hint)
     } else if hidden_by_row_security(&err) {
@@ -149,13 +163,6 @@ pub async fn begin_exported_snapshot(client: &Client, url: &DbUrl) -> Result<Str
         .batch_execute(&settings)
         .await
         .with_context(|| format!("setting up the session on {url}"))?;
-    // A table locked by someone else (a migration, a VACUUM FULL) must not hang the copy: after
-    // XTASK_LOCK_TIMEOUT (default 60 s for this read) the read fails, naming the table.
-    let lock_timeout = timeouts::millis(LOCK_TIMEOUT.get_or(SOURCE_LOCK_TIMEOUT_DEFAULT)?);
-    client
-        .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_timeout}ms'"))
-        .await
-        .with_context(|| format!("setting the lock timeout on {url}"))?;
     let row = client
         .query_one("SELECT pg_catalog.pg_export_snapshot()", &[])
         .await
