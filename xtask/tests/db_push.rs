@@ -278,23 +278,28 @@ fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_its_migration_and_n
     let count = |table: &str| query_one(&remote, &format!("SELECT count(*) FROM {table}"));
     let (positions, cache) = (count("positions"), count("market_data_cache"));
 
+    // A push while an app session sits in a transaction after `sql`: it must fail (exit 1)
+    // within a bounded time. Returns the run and how the holder is named (`pid N (`).
+    let push_behind = |app: &str, sql: &str, args: &[&str]| {
+        let mut app = IdleInTransaction::start(&remote, app, sql);
+        let started = std::time::Instant::now();
+        let run = bench.run_with("db-push", args, &[("XTASK_LOCK_TIMEOUT", "2s")]);
+        let took = started.elapsed();
+        app.release();
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(
+            took < std::time::Duration::from_secs(120),
+            "the push waited {took:?}"
+        );
+        (run, format!("pid {} (", app.pid))
+    };
+
     // The app, idle in a transaction after a read: ACCESS SHARE on positions until it ends.
-    let mut app =
-        IdleInTransaction::start(&remote, "test-app-idle", "SELECT count(*) FROM positions");
-    let started = std::time::Instant::now();
-    let run = bench.run_with(
-        "db-push",
+    let (run, holder) = push_behind(
+        "test-app-idle",
+        "SELECT count(*) FROM positions",
         &["--yes", "--core-only"],
-        &[("XTASK_LOCK_TIMEOUT", "2s")],
     );
-    let took = started.elapsed();
-    let holder = format!("pid {} (", app.pid);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        took < std::time::Duration::from_secs(120),
-        "the push waited {took:?}"
-    );
-    app.release();
     assert_eq!(both_fingerprints(&bench.remote), before);
     assert_eq!(count("positions"), positions);
     assert_eq!(count("market_data_cache"), cache);
@@ -324,25 +329,11 @@ fn a_lock_held_by_an_idle_remote_session_bounds_the_push_and_its_migration_and_n
         &["downgrade", "c0004_risk_analytics"],
     );
     let behind = both_fingerprints(&bench.remote);
-    let mut app = IdleInTransaction::start(
-        &remote,
+    let (run, holder) = push_behind(
         "test-app-writing",
         "LOCK TABLE portfolios IN ROW EXCLUSIVE MODE",
-    );
-    let started = std::time::Instant::now();
-    let run = bench.run_with(
-        "db-push",
         &["--yes", "--core-only", "--no-backup"],
-        &[("XTASK_LOCK_TIMEOUT", "2s")],
     );
-    let took = started.elapsed();
-    let holder = format!("pid {} (", app.pid);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        took < std::time::Duration::from_secs(120),
-        "the push waited {took:?}"
-    );
-    app.release();
     assert_eq!(both_fingerprints(&bench.remote), behind);
     assert_eq!(
         query_one(&remote, "SELECT version_num FROM alembic_version"),

@@ -58,9 +58,7 @@ pub(super) fn explain(err: tokio_postgres::Error) -> anyhow::Error {
             STATEMENT_TIMEOUT.shown()
         );
         anyhow::Error::new(err).context(hint)
-    } else if *err.code().unwrap_or(&SqlState::SUCCESSFUL_COMPLETION)
-        == SqlState::LOCK_NOT_AVAILABLE
-    {
+    } else if err.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
         let hint = format!(
             "another session holds a lock on a table this read needs, for longer than {} \
              allows (pg_locks and pg_stat_activity on that database say who): wait for it to \
