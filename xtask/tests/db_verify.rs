@@ -788,10 +788,19 @@ ALTER TABLE public.t ENABLE ROW LEVEL SECURITY;
 CREATE POLICY p_read ON public.t FOR SELECT USING (id > 0);
 CREATE SEQUENCE public.free_seq;
 SELECT setval('public.free_seq', 5);
+CREATE AGGREGATE public.total(integer) (SFUNC = int4pl, STYPE = integer, INITCOND = '0');
+CREATE RULE r_keep AS ON DELETE TO public.t DO INSTEAD NOTHING;
+CREATE TYPE public.pair AS (a integer, b text);
+CREATE TYPE public.floatrange AS RANGE (SUBTYPE = float8, SUBTYPE_DIFF = float8mi);
+CREATE COLLATION public.posix (provider = libc, locale = 'POSIX');
+CREATE STATISTICS public.t_stats (dependencies) ON id, n FROM public.t;
+COMMENT ON TABLE public.t IS 'the table';
+COMMENT ON COLUMN public.t.mood IS 'how it feels';
 "#;
 
 #[test]
-fn views_functions_triggers_types_domains_policies_and_sequences_are_compared() {
+fn views_functions_rules_types_collations_statistics_comments_policies_and_sequences_are_compared()
+{
     require_docker!();
     let pg = PgContainer::start();
     for db in ["objects_remote", "objects_local"] {
@@ -912,6 +921,66 @@ fn views_functions_triggers_types_domains_policies_and_sequences_are_compared() 
             "SELECT setval('public.free_seq', 1000)",
             "sequence public.free_seq: last value 5 (remote) vs 1000 (local)",
             "SELECT setval('public.free_seq', 5)",
+        ),
+        (
+            "aggregate's initial condition",
+            "DROP AGGREGATE public.total(integer); CREATE AGGREGATE public.total(integer) \
+             (SFUNC = int4pl, STYPE = integer, INITCOND = '1')",
+            "function public.total(integer): definition differs",
+            "DROP AGGREGATE public.total(integer); CREATE AGGREGATE public.total(integer) \
+             (SFUNC = int4pl, STYPE = integer, INITCOND = '0')",
+        ),
+        (
+            "rule disabled",
+            "ALTER TABLE public.t DISABLE RULE r_keep",
+            "rule public.t.r_keep: definition",
+            "ALTER TABLE public.t ENABLE RULE r_keep",
+        ),
+        (
+            "rule only on one side",
+            "CREATE RULE r_upd AS ON UPDATE TO public.t DO INSTEAD NOTHING",
+            "rule public.t.r_upd: only on local",
+            "DROP RULE r_upd ON public.t",
+        ),
+        (
+            "composite type's attributes",
+            "ALTER TYPE public.pair ADD ATTRIBUTE c integer",
+            "type public.pair: definition composite (a integer, b text) (remote) vs composite \
+             (a integer, b text, c integer) (local)",
+            "ALTER TYPE public.pair DROP ATTRIBUTE c",
+        ),
+        (
+            "range type only on one side",
+            "CREATE TYPE public.intr AS RANGE (SUBTYPE = integer)",
+            "type public.intr: only on local: range (SUBTYPE = integer)",
+            "DROP TYPE public.intr",
+        ),
+        (
+            "collation only on one side",
+            "CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', \
+             deterministic = false)",
+            "collation public.ci: only on local: provider icu",
+            "DROP COLLATION public.ci",
+        ),
+        (
+            "extended statistics dropped",
+            "DROP STATISTICS public.t_stats",
+            "statistics public.t_stats: only on remote: CREATE STATISTICS public.t_stats \
+             (dependencies) ON id, n FROM public.t",
+            "CREATE STATISTICS public.t_stats (dependencies) ON id, n FROM public.t",
+        ),
+        (
+            "column comment",
+            "COMMENT ON COLUMN public.t.mood IS 'how it is'",
+            "comment on table column public.t.mood: text how it feels (remote) vs how it is \
+             (local)",
+            "COMMENT ON COLUMN public.t.mood IS 'how it feels'",
+        ),
+        (
+            "table comment dropped",
+            "COMMENT ON TABLE public.t IS NULL",
+            "comment on table public.t: only on remote: the table",
+            "COMMENT ON TABLE public.t IS 'the table'",
         ),
     ];
     for (what, change, line, undo) in cases {

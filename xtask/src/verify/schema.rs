@@ -55,12 +55,7 @@ impl SchemaDifference {
     /// local: PRIMARY KEY (id)`.
     pub fn detail(&self) -> String {
         let shown = |v: &Option<String>| v.as_deref().unwrap_or("none").to_string();
-        // A view's or a function's definition takes many lines: the text names the difference,
-        // the JSON's `left` and `right` carry both definitions.
-        let long = matches!(
-            self.kind(),
-            ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::Function
-        );
+        let long = self.kind().has_long_definition();
         match self.change {
             Change::OnlyLeft if long => format!("only on {}", self.sides.left),
             Change::OnlyRight if long => format!("only on {}", self.sides.right),

@@ -272,10 +272,7 @@ fn compare(
             continue;
         }
         // A view's or a function's definition takes many lines: named, not shown.
-        let long = matches!(
-            d.kind(),
-            ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::Function
-        );
+        let long = d.kind().has_long_definition();
         let shown = |v: &Option<String>| {
             if long {
                 String::new()

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use crate::pg::ident::QualifiedName;
 
 pub use measure::{checksum_sql, count_sql, measure, orphans_sql, sequence_column_sql};
-pub use objects::{positions_sql, Function, Objects, Sequence, View};
+pub use objects::{positions_sql, Comment, Function, Objects, Sequence, View};
 pub use read::read_catalog;
 pub use session::{begin, begin_exported_snapshot, connect, statement_timeout};
 

@@ -1,13 +1,15 @@
 //! The objects of a database beyond its tables, read in the side's snapshot: views and
-//! materialized views, functions and procedures, triggers, enum types, domains, row-level
-//! security (policies, and whether it is enabled per table) and every sequence's position. Each
-//! is kept by name with its definition as the server prints it (the session's `search_path` is
+//! materialized views, functions, procedures and aggregates, triggers, rules, enum, composite
+//! and range types, domains, collations, extended statistics, comments, row-level security
+//! (policies, and whether it is enabled per table) and every sequence's position. Each is kept by
+//! name with its definition as the server prints it (the session's `search_path` is
 //! `pg_catalog`, so names come out schema-qualified on both sides).
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use tokio_postgres::GenericClient;
+use futures_util::future::join_all;
+use tokio_postgres::{GenericClient, Row};
 
 use super::objects_sql::*;
 use super::session::{explain, first_failure, keep_ok};
@@ -25,7 +27,7 @@ pub struct View {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Function {
     pub procedure: bool,
-    /// `pg_get_functiondef`.
+    /// `pg_get_functiondef`, or for an aggregate its definition from `pg_aggregate`.
     pub definition: String,
 }
 
@@ -39,18 +41,35 @@ pub struct Sequence {
     pub position: Option<String>,
 }
 
+/// A comment (`COMMENT ON`): its text, and the relation it is on, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub text: String,
+    pub relation: Option<QualifiedName>,
+}
+
 /// What a side has beyond its tables, each by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Objects {
     pub views: BTreeMap<QualifiedName, View>,
-    /// Keyed by name and identity arguments (`integer, text`).
+    /// Functions, procedures and aggregates, keyed by name and identity arguments
+    /// (`integer, text`).
     pub functions: BTreeMap<(QualifiedName, String), Function>,
     /// Keyed by relation and trigger name: `pg_get_triggerdef`.
     pub triggers: BTreeMap<(QualifiedName, String), String>,
+    /// Keyed by relation and rule name: `pg_get_ruledef`.
+    pub rules: BTreeMap<(QualifiedName, String), String>,
     /// Enum types: their labels in sort order.
     pub enums: BTreeMap<QualifiedName, Vec<String>>,
+    /// Composite and range types: `composite (a integer, b text)`, `range (SUBTYPE = ...)`.
+    pub types: BTreeMap<QualifiedName, String>,
     /// Domains: base type, NOT NULL, default, check constraints.
     pub domains: BTreeMap<QualifiedName, String>,
+    pub collations: BTreeMap<QualifiedName, String>,
+    /// Extended statistics: `pg_get_statisticsobjdef`.
+    pub statistics: BTreeMap<QualifiedName, String>,
+    /// Keyed by the object as `pg_identify_object` names it: `table column public.t.c`.
+    pub comments: BTreeMap<String, Comment>,
     /// Keyed by table and policy name.
     pub policies: BTreeMap<(QualifiedName, String), String>,
     /// Per compared table: `disabled`, `enabled` or `enabled, forced`.
@@ -58,64 +77,78 @@ pub struct Objects {
     pub sequences: BTreeMap<QualifiedName, Sequence>,
 }
 
+/// Whether a query reads the whole database or only the compared tables (`user_tables`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Database,
+    ComparedTables,
+}
+
+/// The queries [`read_objects`] sends, each with what it reads (for the error's context).
+const QUERIES: [(&str, &str, Over); 14] = [
+    ("views", VIEWS_SQL, Over::Database),
+    ("functions", FUNCTIONS_SQL, Over::Database),
+    ("aggregates", AGGREGATES_SQL, Over::Database),
+    ("triggers", TRIGGERS_SQL, Over::Database),
+    ("rules", RULES_SQL, Over::Database),
+    ("enum types", ENUMS_SQL, Over::Database),
+    ("composite and range types", TYPES_SQL, Over::Database),
+    ("domains", DOMAINS_SQL, Over::Database),
+    ("collations", COLLATIONS_SQL, Over::Database),
+    ("extended statistics", STATISTICS_SQL, Over::Database),
+    ("comments", COMMENTS_SQL, Over::Database),
+    ("policies", POLICIES_SQL, Over::ComparedTables),
+    ("row security", ROW_SECURITY_SQL, Over::ComparedTables),
+    ("sequences", ALL_SEQUENCES_SQL, Over::Database),
+];
+
 /// Reads every object beyond the tables, all queries in flight at once, then the positions of
 /// the sequences this session may read.
 pub async fn read_objects<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Result<Objects> {
-    let policies_sql = with_user_tables(POLICIES_SQL);
-    let row_security_sql = with_user_tables(ROW_SECURITY_SQL);
-    let (views, functions, triggers, enums, domains, policies, row_security, sequences) = tokio::join!(
-        tx.query(VIEWS_SQL, &[]),
-        tx.query(FUNCTIONS_SQL, &[]),
-        tx.query(TRIGGERS_SQL, &[]),
-        tx.query(ENUMS_SQL, &[]),
-        tx.query(DOMAINS_SQL, &[]),
-        tx.query(&policies_sql, &[]),
-        tx.query(&row_security_sql, &[]),
-        tx.query(ALL_SEQUENCES_SQL, &[]),
-    );
+    let sqls: Vec<String> = QUERIES
+        .iter()
+        .map(|&(_, sql, over)| match over {
+            Over::Database => sql.to_string(),
+            Over::ComparedTables => with_user_tables(sql),
+        })
+        .collect();
+    let results = join_all(sqls.iter().map(|sql| tx.query(sql.as_str(), &[]))).await;
     let mut errors = Vec::new();
-    let mut take = |result: Result<_, tokio_postgres::Error>, what: &str| {
-        keep_ok(
-            result
-                .map_err(explain)
-                .with_context(|| format!("reading the {what} of {url}")),
-            &mut errors,
-        )
-    };
-    let views = take(views, "views");
-    let functions = take(functions, "functions");
-    let triggers = take(triggers, "triggers");
-    let enums = take(enums, "enum types");
-    let domains = take(domains, "domains");
-    let policies = take(policies, "policies");
-    let row_security = take(row_security, "row security");
-    let sequences = take(sequences, "sequences");
-    let (
-        Some(views),
-        Some(functions),
-        Some(triggers),
-        Some(enums),
-        Some(domains),
-        Some(policies),
-        Some(row_security),
-        Some(sequences),
-    ) = (
-        views,
-        functions,
-        triggers,
-        enums,
-        domains,
-        policies,
-        row_security,
-        sequences,
-    )
+    let mut read = Vec::new();
+    for ((what, _, _), result) in QUERIES.iter().zip(results) {
+        let rows = result
+            .map_err(explain)
+            .with_context(|| format!("reading the {what} of {url}"));
+        if let Some(rows) = keep_ok(rows, &mut errors) {
+            read.push(rows);
+        }
+    }
+    let Ok(
+        [views, functions, aggregates, triggers, rules, enums, types, domains, collations, statistics, comments, policies, row_security, sequences],
+    ) = <[Vec<Row>; 14]>::try_from(read)
     else {
         return Err(first_failure(errors));
     };
-    let name = |row: &tokio_postgres::Row| {
-        QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1))
+    let name = |row: &Row| QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+    let named = |rows: &[Row]| -> BTreeMap<QualifiedName, String> {
+        rows.iter().map(|row| (name(row), row.get(2))).collect()
     };
-    let mut out = Objects::default();
+    let on_relation = |rows: &[Row]| -> BTreeMap<(QualifiedName, String), String> {
+        rows.iter()
+            .map(|row| ((name(row), row.get(2)), row.get(3)))
+            .collect()
+    };
+    let mut out = Objects {
+        triggers: on_relation(&triggers),
+        rules: on_relation(&rules),
+        policies: on_relation(&policies),
+        types: named(&types),
+        domains: named(&domains),
+        collations: named(&collations),
+        statistics: named(&statistics),
+        row_security: named(&row_security),
+        ..Objects::default()
+    };
     for row in &views {
         out.views.insert(
             name(row),
@@ -125,7 +158,7 @@ pub async fn read_objects<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             },
         );
     }
-    for row in &functions {
+    for row in functions.iter().chain(&aggregates) {
         out.functions.insert(
             (name(row), row.get(2)),
             Function {
@@ -134,31 +167,23 @@ pub async fn read_objects<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
             },
         );
     }
-    for row in &triggers {
-        out.triggers.insert((name(row), row.get(2)), row.get(3));
-    }
     for row in &enums {
         out.enums.insert(name(row), row.get(2));
     }
-    for row in &domains {
-        out.domains.insert(name(row), row.get(2));
-    }
-    for row in &policies {
-        out.policies.insert((name(row), row.get(2)), row.get(3));
-    }
-    for row in &row_security {
-        out.row_security.insert(name(row), row.get(2));
+    for row in &comments {
+        let (kind, identity): (String, String) = (row.get(0), row.get(1));
+        out.comments.insert(
+            format!("{kind} {identity}"),
+            Comment {
+                text: row.get(2),
+                relation: optional_name(row, 3, 4),
+            },
+        );
     }
     let mut readable = Vec::new();
     for row in &sequences {
         let seq = name(row);
-        let owner = match (
-            row.get::<_, Option<String>>(3),
-            row.get::<_, Option<String>>(4),
-        ) {
-            (Some(schema), Some(table)) => Some(QualifiedName::new(schema, table)),
-            _ => None,
-        };
+        let owner = optional_name(row, 3, 4);
         if row.get::<_, bool>(2) {
             readable.push(seq.clone());
         }
@@ -176,6 +201,17 @@ pub async fn read_objects<C: GenericClient + Sync>(tx: &C, url: &DbUrl) -> Resul
         }
     }
     Ok(out)
+}
+
+/// A relation named by two nullable columns (schema, name) of a row: `None` when there is none.
+fn optional_name(row: &Row, schema: usize, name: usize) -> Option<QualifiedName> {
+    match (
+        row.get::<_, Option<String>>(schema),
+        row.get::<_, Option<String>>(name),
+    ) {
+        (Some(schema), Some(name)) => Some(QualifiedName::new(schema, name)),
+        _ => None,
+    }
 }
 
 /// `SELECT last_value, is_called FROM <seq>` for every readable sequence, in one query (reading

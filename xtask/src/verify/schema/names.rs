@@ -22,14 +22,34 @@ pub enum ObjectKind {
     View,
     #[serde(rename = "materialized_view")]
     MaterializedView,
-    /// A function or a procedure.
+    /// A function, a procedure or an aggregate.
     Function,
     Trigger,
-    /// An enum type.
+    Rule,
+    /// An enum, composite or range type.
     Type,
     Domain,
+    Collation,
+    /// An extended statistics object (`CREATE STATISTICS`).
+    Statistics,
+    /// A `COMMENT ON` any object.
+    Comment,
     Policy,
     Sequence,
+}
+
+impl ObjectKind {
+    /// Whether its definition takes many lines: the text names the difference, the JSON's `left`
+    /// and `right` carry both definitions.
+    pub fn has_long_definition(self) -> bool {
+        matches!(
+            self,
+            ObjectKind::View
+                | ObjectKind::MaterializedView
+                | ObjectKind::Function
+                | ObjectKind::Rule
+        )
+    }
 }
 
 impl fmt::Display for ObjectKind {
@@ -44,8 +64,12 @@ impl fmt::Display for ObjectKind {
             ObjectKind::MaterializedView => "materialized view",
             ObjectKind::Function => "function",
             ObjectKind::Trigger => "trigger",
+            ObjectKind::Rule => "rule",
             ObjectKind::Type => "type",
             ObjectKind::Domain => "domain",
+            ObjectKind::Collation => "collation",
+            ObjectKind::Statistics => "statistics",
+            ObjectKind::Comment => "comment",
             ObjectKind::Policy => "policy",
             ObjectKind::Sequence => "sequence",
         })
@@ -78,8 +102,16 @@ pub enum SchemaObject {
         table: QualifiedName,
         name: String,
     },
+    Rule {
+        table: QualifiedName,
+        name: String,
+    },
     Type(QualifiedName),
     Domain(QualifiedName),
+    Collation(QualifiedName),
+    Statistics(QualifiedName),
+    /// A comment, on the object as `pg_identify_object` names it (`table column public.t.c`).
+    Comment(String),
     Policy {
         table: QualifiedName,
         name: String,
@@ -99,8 +131,12 @@ impl SchemaObject {
             SchemaObject::MaterializedView(_) => ObjectKind::MaterializedView,
             SchemaObject::Function { .. } => ObjectKind::Function,
             SchemaObject::Trigger { .. } => ObjectKind::Trigger,
+            SchemaObject::Rule { .. } => ObjectKind::Rule,
             SchemaObject::Type(_) => ObjectKind::Type,
             SchemaObject::Domain(_) => ObjectKind::Domain,
+            SchemaObject::Collation(_) => ObjectKind::Collation,
+            SchemaObject::Statistics(_) => ObjectKind::Statistics,
+            SchemaObject::Comment(_) => ObjectKind::Comment,
             SchemaObject::Policy { .. } => ObjectKind::Policy,
             SchemaObject::Sequence(_) => ObjectKind::Sequence,
         }
@@ -121,9 +157,14 @@ impl fmt::Display for SchemaObject {
             | SchemaObject::MaterializedView(name)
             | SchemaObject::Type(name)
             | SchemaObject::Domain(name)
+            | SchemaObject::Collation(name)
+            | SchemaObject::Statistics(name)
             | SchemaObject::Sequence(name) => write!(f, "{name}"),
+            SchemaObject::Comment(on) => write!(f, "on {on}"),
             SchemaObject::Function { name, args } => write!(f, "{name}({args})"),
-            SchemaObject::Trigger { table, name } | SchemaObject::Policy { table, name } => {
+            SchemaObject::Trigger { table, name }
+            | SchemaObject::Rule { table, name }
+            | SchemaObject::Policy { table, name } => {
                 write!(f, "{table}.{}", shown_ident(name))
             }
         }
@@ -151,6 +192,8 @@ pub enum Field {
     RowSecurity,
     /// A sequence's position.
     LastValue,
+    /// A comment's text.
+    Text,
 }
 
 impl fmt::Display for Field {
@@ -168,6 +211,7 @@ impl fmt::Display for Field {
             Field::Labels => "labels",
             Field::RowSecurity => "row security",
             Field::LastValue => "last value",
+            Field::Text => "text",
         })
     }
 }

@@ -1,14 +1,15 @@
 //! The comparison of the objects beyond the tables, by name: views and materialized views,
-//! functions and procedures (name and identity arguments), triggers and policies (per
-//! relation), enum types (labels in order), domains, whether row-level security is enabled on
-//! each table both sides have, and every sequence's position. Definitions are compared as the
-//! servers print them. Objects of a relation that is on one side only come with that relation.
+//! functions, procedures and aggregates (name and identity arguments), triggers, rules and
+//! policies (per relation), enum types (labels in order), composite and range types, domains,
+//! collations, extended statistics, comments, whether row-level security is enabled on each
+//! table both sides have, and every sequence's position. Definitions are compared as the servers
+//! print them. Objects of a relation that is on one side only come with that relation.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Differ, Field, SchemaObject};
 use crate::pg::ident::QualifiedName;
-use crate::verify::catalog::{Catalog, Objects};
+use crate::verify::catalog::{Catalog, Comment, Objects};
 
 pub(super) fn compare_objects(d: &mut Differ, l: &Catalog, r: &Catalog) {
     let (lo, ro) = (&l.objects, &r.objects);
@@ -25,9 +26,28 @@ pub(super) fn compare_objects(d: &mut Differ, l: &Catalog, r: &Catalog) {
             name: name.clone(),
         })
     });
+    keyed(d, &lo.rules, &ro.rules, |(table, name)| {
+        on_both(table).then(|| SchemaObject::Rule {
+            table: table.clone(),
+            name: name.clone(),
+        })
+    });
     enums(d, lo, ro);
+    keyed(d, &lo.types, &ro.types, |name| {
+        Some(SchemaObject::Type(name.clone()))
+    });
     keyed(d, &lo.domains, &ro.domains, |name| {
         Some(SchemaObject::Domain(name.clone()))
+    });
+    keyed(d, &lo.collations, &ro.collations, |name| {
+        Some(SchemaObject::Collation(name.clone()))
+    });
+    keyed(d, &lo.statistics, &ro.statistics, |name| {
+        Some(SchemaObject::Statistics(name.clone()))
+    });
+    comments(d, lo, ro, |rel| {
+        let has = |c: &Catalog| c.tables.contains_key(rel) || c.objects.views.contains_key(rel);
+        has(l) != has(r)
     });
     keyed(d, &lo.policies, &ro.policies, |(table, name)| {
         on_both(table).then(|| SchemaObject::Policy {
@@ -104,6 +124,32 @@ fn functions(d: &mut Differ, l: &Objects, r: &Objects) {
             args: args.clone(),
         })
     });
+}
+
+/// Comments by the object they are on: on one side only, or with another text. The comments of
+/// a relation that is on one side only come with that relation.
+fn comments(
+    d: &mut Differ,
+    l: &Objects,
+    r: &Objects,
+    relation_on_one_side: impl Fn(&QualifiedName) -> bool,
+) {
+    let on: BTreeSet<&String> = l.comments.keys().chain(r.comments.keys()).collect();
+    for key in on {
+        let (a, b) = (l.comments.get(key), r.comments.get(key));
+        let relation = a.or(b).and_then(|c| c.relation.as_ref());
+        if relation.is_some_and(&relation_on_one_side) {
+            continue;
+        }
+        let object = SchemaObject::Comment(key.clone());
+        let text = |c: Option<&Comment>| c.map(|c| c.text.clone());
+        match (a, b) {
+            (Some(_), Some(_)) => {
+                d.field(&object, Field::Text, text(a).as_deref(), text(b).as_deref())
+            }
+            _ => d.only(object, text(a), text(b)),
+        }
+    }
 }
 
 /// `[a, b]`: the labels as the text shows them.
