@@ -12,7 +12,8 @@ use super::{
     finish,
     load::{LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
-    sections::{self, ThenPostData},
+    around_data::{self, AroundData},
+    sections,
     selection::{data_dump_args, Selection},
     source::SourceRead,
     LoadLogs,
@@ -99,6 +100,17 @@ impl CopyStep<'_> {
                 .map(|t| (t.clone(), self.source.rows(t)))
                 .collect(),
         );
+        // The target's NOT VALID checks, which the COPY would apply to the source's rows. A
+        // parallel load (its jobs in transactions of their own) keeps them: a source row that
+        // breaks one fails it.
+        let not_valid_checks = match parallel {
+            true => Vec::new(),
+            false => ctx.block_on(around_data::not_valid_checks(
+                self.target,
+                &self.selection.tables,
+                ctx.timeout(),
+            ))?,
+        };
         let (loaded, how) = if parallel {
             let loaded = self.load_parallel(run, &mut shaper, jobs)?;
             // A staging database: the post-data section needs no transaction shared with the
@@ -120,6 +132,7 @@ impl CopyStep<'_> {
                 run,
                 dump.expect("one stream has its pg_dump"),
                 &mut shaper,
+                &not_valid_checks,
                 &progress,
             )?;
             (progress.snapshot(), "in one transaction".to_string())
@@ -140,6 +153,7 @@ impl CopyStep<'_> {
         run: &Run,
         dump: StartedDump,
         shaper: &mut LoadShaper,
+        not_valid_checks: &[around_data::NotValidCheck],
         progress: &StreamProgress,
     ) -> Result<()> {
         let load = run
@@ -153,8 +167,9 @@ impl CopyStep<'_> {
                 vec![progress.clone()],
             )
         });
-        let mut shaped = ThenPostData {
+        let mut shaped = AroundData {
             inner: shaper,
+            not_valid_checks,
             post_data: self.post_data,
         };
         stream::relay_started(dump, &load, &mut shaped, &self.logs.load, progress, None)

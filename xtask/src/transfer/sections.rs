@@ -8,7 +8,7 @@
 //! Both sections are dumped in the source's exported snapshot and held in memory (a schema is
 //! small), so that what an older target rejects is left out: pg_dump 17's
 //! `SET transaction_timeout = 0;` before PostgreSQL 17. The post-data section runs inside the
-//! load's transaction (`ThenPostData`), after the data and its row-count checks, before COMMIT.
+//! load's transaction (`around_data`), after the data and its row-count checks, before COMMIT.
 
 use anyhow::{Context, Result};
 
@@ -17,9 +17,7 @@ use crate::{
     config::{DbUrl, Side},
     ctx::Ctx,
     pg::{
-        client,
-        stream::{CopyHeader, Shaper, TableProgress},
-        PgTools, Tool,
+        client, PgTools, Tool,
     },
 };
 
@@ -129,35 +127,6 @@ pub fn run_section(
 /// target's keys must exist before its data: the whole schema goes first then.
 pub fn post_data_after_load(mode: LoadMode) -> bool {
     mode == LoadMode::Replace
-}
-
-/// A load's shaper with the post-data section appended to its epilogue: in the same transaction,
-/// after the data, the foreign keys and the row-count checks, before COMMIT.
-pub struct ThenPostData<'a, S: Shaper> {
-    pub inner: &'a mut S,
-    pub post_data: Option<&'a str>,
-}
-
-impl<S: Shaper> Shaper for ThenPostData<'_, S> {
-    fn prologue(&mut self) -> String {
-        self.inner.prologue()
-    }
-    fn copy_header(&mut self, header: &CopyHeader, line: &str) -> String {
-        self.inner.copy_header(header, line)
-    }
-    fn keep_line(&mut self, line: &str) -> bool {
-        self.inner.keep_line(line)
-    }
-    fn epilogue(&mut self, loaded: &[TableProgress]) -> String {
-        let mut sql = self.inner.epilogue(loaded);
-        if let Some(post_data) = self.post_data {
-            sql.push_str(post_data);
-            if !post_data.ends_with('\n') {
-                sql.push('\n');
-            }
-        }
-        sql
-    }
 }
 
 #[cfg(test)]
