@@ -1,7 +1,8 @@
 //! What a load adds around its data beyond `load::LoadShaper`, in the same transaction: the
-//! target's NOT VALID CHECK constraints on the loaded tables dropped before the data and added
-//! back NOT VALID after it (a source row they were never checked against would fail the COPY,
-//! where pg_restore's order copies it), and `--schema source`'s post-data section last, after
+//! target's NOT VALID CHECK constraints on the loaded tables that are NOT VALID in the source too
+//! dropped before the data and added back NOT VALID after it (a source row they were never
+//! checked against would fail the COPY, where pg_restore's order copies it; a check that only
+//! the target has still applies to every row), and `--schema source`'s post-data section last, after
 //! the data and its row-count checks, before COMMIT.
 
 use std::{collections::BTreeSet, fmt::Write as _, time::Duration};
@@ -15,6 +16,7 @@ use crate::{
         ident::{quote_ident, QualifiedName},
         stream::{CopyHeader, Shaper, TableProgress},
     },
+    verify::catalog::Catalog,
 };
 
 /// A CHECK constraint created NOT VALID, as `pg_get_constraintdef` prints it (with NOT VALID).
@@ -33,12 +35,20 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE k.contype = 'c' AND NOT k.convalidated
 ORDER BY 1, 2, 3";
 
-/// The NOT VALID CHECK constraints of `tables` on `target`.
+/// The NOT VALID CHECK constraints of `tables` on `target` that the source has NOT VALID too.
 pub async fn not_valid_checks(
+    source: &Catalog,
     target: &DbUrl,
     tables: &BTreeSet<QualifiedName>,
     timeout: Duration,
 ) -> Result<Vec<NotValidCheck>> {
+    let in_source = |c: &NotValidCheck| {
+        source
+            .tables
+            .get(&c.table)
+            .and_then(|t| t.constraints.get(&c.name))
+            .is_some_and(|k| k.kind == "check" && k.definition.ends_with("NOT VALID"))
+    };
     let conn = client::connect(target, timeout).await?;
     // An empty search_path makes pg_get_constraintdef qualify every name it prints.
     conn.batch_execute("SET search_path = ''")
@@ -55,7 +65,7 @@ pub async fn not_valid_checks(
             name: r.get(2),
             definition: r.get(3),
         })
-        .filter(|c| tables.contains(&c.table))
+        .filter(|c| tables.contains(&c.table) && in_source(c))
         .collect())
 }
 

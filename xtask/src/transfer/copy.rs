@@ -106,6 +106,7 @@ impl CopyStep<'_> {
         let not_valid_checks = match parallel {
             true => Vec::new(),
             false => ctx.block_on(around_data::not_valid_checks(
+                &self.source.catalog,
                 self.target,
                 &self.selection.tables,
                 ctx.timeout(),
