@@ -43,31 +43,51 @@ fn new_database(admin_url: &str, prefix: &str) -> String {
     name
 }
 
-/// `cargo xtask <command> --schema source --core-only --yes` in docker mode.
-fn copy(command: &str, pg: &PgContainer, remote: &str, local: &str, extra: &[&str]) -> Run {
+/// `cargo xtask <command> --yes --schema source <args>` in docker mode, its backups and logs in a
+/// directory of its own.
+fn run_copy(command: &str, pg: &PgContainer, args: &[&str]) -> Run {
     let dirs = tempfile::TempDir::new().unwrap();
     let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
-    let mut args = vec![
+    let mut all = vec![
         command,
         "--yes",
         "--schema",
         "source",
-        "--core-only",
         "--container",
         &pg.name,
-        "--remote-url",
-        remote,
-        "--local-url",
-        local,
     ];
-    args.extend_from_slice(extra);
+    all.extend_from_slice(args);
     run_xtask(
-        &args,
+        &all,
         &[
             ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
             ("XTASK_LOG_DIR", logs.to_str().unwrap()),
         ],
     )
+}
+
+/// [`run_copy`] of the Core database only, from `remote` to `local` or back.
+fn copy(command: &str, pg: &PgContainer, remote: &str, local: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--core-only", "--remote-url", remote, "--local-url", local];
+    args.extend_from_slice(extra);
+    run_copy(command, pg, &args)
+}
+
+/// A table whose policy names a role made for the test, in the database at `url` (the role on
+/// its server); the role's name.
+fn policy_naming_a_new_role(url: &str, prefix: &str) -> String {
+    let role = unique(prefix).replace('-', "_");
+    query(
+        url,
+        &format!(
+            "CREATE ROLE {role} NOLOGIN;
+             CREATE TABLE public.notes (id int PRIMARY KEY, owner text);
+             INSERT INTO public.notes SELECT g, 'u' || g % 4 FROM generate_series(1, 30) g;
+             ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY own_notes ON public.notes TO {role} USING (owner = current_user);"
+        ),
+    );
+    role
 }
 
 /// A schema that only pg_restore's order copies: an extension in its own schema, a row that
@@ -126,17 +146,11 @@ fn a_pull_copies_rows_that_break_not_valid_constraints_and_adds_only_the_sources
          INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 25) g;",
     );
 
-    let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
     let urls = [&src, &src_ai, &dst, &dst_ai].map(|db| pg.url(db));
-    let run = run_xtask(
+    let run = run_copy(
+        "db-pull",
+        &pg,
         &[
-            "db-pull",
-            "--yes",
-            "--schema",
-            "source",
-            "--container",
-            &pg.name,
             "--remote-url",
             &urls[0],
             "--remote-ai-url",
@@ -145,10 +159,6 @@ fn a_pull_copies_rows_that_break_not_valid_constraints_and_adds_only_the_sources
             &urls[2],
             "--local-ai-url",
             &urls[3],
-        ],
-        &[
-            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
         ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
@@ -173,17 +183,7 @@ fn a_pull_creates_the_roles_the_sources_policies_name_as_nologin_roles() {
     let (pg, remote) = (container(), cluster());
     let src = new_database(&remote.url("postgres"), "src");
     let dst = new_database(&pg.url("postgres"), "dst");
-    let role = unique("reader").replace('-', "_");
-    query(
-        &remote.url(&src),
-        &format!(
-            "CREATE ROLE {role} NOLOGIN;
-             CREATE TABLE public.notes (id int PRIMARY KEY, owner text);
-             INSERT INTO public.notes SELECT g, 'u' || g % 4 FROM generate_series(1, 30) g;
-             ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
-             CREATE POLICY own_notes ON public.notes TO {role} USING (owner = current_user);"
-        ),
-    );
+    let role = policy_naming_a_new_role(&remote.url(&src), "reader");
     let has_role = format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'");
     assert_eq!(query_one(&pg.url("postgres"), &has_role), "0");
 
@@ -196,7 +196,7 @@ fn a_pull_creates_the_roles_the_sources_policies_name_as_nologin_roles() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
-        run.stderr.contains(&format!("NOLOGIN role(s)")) && run.stderr.contains(&role),
+        run.stderr.contains("NOLOGIN role(s)") && run.stderr.contains(&role),
         "{}",
         run.stderr
     );
@@ -218,7 +218,10 @@ fn a_pull_creates_the_roles_the_sources_policies_name_as_nologin_roles() {
         ),
         format!("own_notes {role}")
     );
-    assert_eq!(query_one(&dst_url, "SELECT count(*) FROM public.notes"), "30");
+    assert_eq!(
+        query_one(&dst_url, "SELECT count(*) FROM public.notes"),
+        "30"
+    );
 }
 
 #[test]
@@ -248,7 +251,11 @@ fn a_push_into_postgresql_15_then_into_its_equal_schema_and_a_refusal_of_a_diffe
     );
     let run = copy("db-push", &pg, &remote_url, &local_url, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stderr.contains("equals the local one"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("equals the local one"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(sections_state(&remote_url), sections_state(&local_url));
     assert_eq!(sections_state(&remote_url)[0], "42 824");
 
@@ -261,7 +268,8 @@ fn a_push_into_postgresql_15_then_into_its_equal_schema_and_a_refusal_of_a_diffe
     let run = copy("db-push", &pg, &remote_url, &local_url, &[]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
-        run.stderr.contains("column public.child.note: only on remote"),
+        run.stderr
+            .contains("column public.child.note: only on remote"),
         "{}",
         run.stderr
     );
@@ -279,16 +287,7 @@ fn a_push_refuses_by_name_the_roles_the_remote_lacks_and_creates_none() {
     let (pg, remote) = (container(), cluster());
     let local = new_database(&pg.url("postgres"), "local");
     let target = new_database(&remote.url("postgres"), "remote");
-    let role = unique("writer").replace('-', "_");
-    query(
-        &pg.url(&local),
-        &format!(
-            "CREATE ROLE {role} NOLOGIN;
-             CREATE TABLE public.notes (id int PRIMARY KEY);
-             INSERT INTO public.notes SELECT generate_series(1, 10);
-             CREATE POLICY writes ON public.notes FOR INSERT TO {role} WITH CHECK (true);"
-        ),
-    );
+    let role = policy_naming_a_new_role(&pg.url(&local), "writer");
     let run = copy("db-push", &pg, &remote.url(&target), &pg.url(&local), &[]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(

@@ -8,11 +8,11 @@ use std::{collections::BTreeSet, time::Duration};
 use anyhow::{Context, Result};
 
 use super::{
+    around_data::{self, AroundData},
     driver::Run,
     finish,
     load::{LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
-    around_data::{self, AroundData},
     sections,
     selection::{data_dump_args, Selection},
     source::SourceRead,

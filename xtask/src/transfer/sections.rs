@@ -16,9 +16,7 @@ use super::{load::LoadMode, source::SourceRead};
 use crate::{
     config::{DbUrl, Side},
     ctx::Ctx,
-    pg::{
-        client, PgTools, Tool,
-    },
+    pg::{client, PgTools, Tool},
 };
 
 /// The source's schema, cut where pg_restore cuts it.
@@ -135,7 +133,8 @@ mod tests {
 
     #[test]
     fn settings_an_older_target_rejects_are_left_out() {
-        let dump = "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET transaction_timeout = 0;\n\
+        let dump =
+            "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET transaction_timeout = 0;\n\
                     CREATE TABLE public.t (x int);\n";
         let schema = SourceSchema {
             pre_data: dump.to_string(),
