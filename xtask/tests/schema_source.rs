@@ -170,6 +170,12 @@ fn a_pull_copies_rows_that_break_not_valid_constraints_and_adds_only_the_sources
     assert_eq!(state[5], "extensions.citext");
     assert_eq!(state[6], "extensions");
     assert_eq!(state[7], "1", "citext compares without case");
+    // On several connections, the post-data section runs after them all.
+    let jobs = pg.url(&new_database(&admin, "dstjobs"));
+    let run = copy("db-pull", &pg, &urls[0], &jobs, &["--jobs", "2"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stderr.contains("on 2 connections"), "{}", run.stderr);
+    assert_eq!(sections_state(&jobs), state);
     // The AI source has no vector extension: neither has its copy.
     let extensions = "SELECT coalesce(string_agg(extname, ', ' ORDER BY extname), '') \
                       FROM pg_extension WHERE extname <> 'plpgsql'";

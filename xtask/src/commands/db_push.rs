@@ -60,6 +60,9 @@ pub struct Pushed {
     _lock: DbLock,
     /// The target's Alembic revision before an upgrade changed it (committed on its own).
     upgraded_from: Option<Vec<String>>,
+    /// `--schema source` created the local schema's pre-data section on the empty remote
+    /// (committed on its own, before the load).
+    schema_created: bool,
     loaded: bool,
 }
 
@@ -163,6 +166,7 @@ impl Transfer for DbPush {
             before,
             _lock: lock,
             upgraded_from: None,
+            schema_created: false,
             loaded: false,
         };
         Ok(Job::new(run, db, target, read, pushed))
@@ -292,6 +296,12 @@ impl Transfer for DbPush {
                 AlembicConfig::of(p.db).ini(),
                 from.first().map(String::as_str).unwrap_or("base")
             );
+        }
+        if p.own.schema_created && !p.own.loaded {
+            line += "; the local schema's tables, types and functions WERE created on it (the \
+                     pre-data section, committed before the load; keys, constraints and indexes \
+                     come with the data): drop them, or the database, before pushing again, since \
+                     a second --schema source push compares the remote's schema with the local one";
         }
         if let Some(b) = &p.backup {
             if p.verified.is_none() {

@@ -94,6 +94,7 @@ pub(super) fn create(run: &Run, p: &mut Job<Pushed>, post_data_after: bool) -> R
         "pre-data section (schemas, extensions, types, tables, functions)",
         &sql.pre_data,
     )?;
+    p.own.schema_created = true;
     if post_data_after {
         p.post_data = Some(sql.post_data);
     } else {
