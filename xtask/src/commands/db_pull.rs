@@ -115,6 +115,7 @@ impl DbPull {
             mode: LoadMode::Replace,
             // A full pull loads into the staging database it built; --tables loads in place.
             staging: !p.selection.partial,
+            post_data: p.post_data.as_deref(),
         };
         step.load(run, early)?;
         p.own.loaded_in_place = p.selection.partial;
@@ -275,8 +276,10 @@ impl Transfer for DbPull {
         let mut created = None;
         let built = staging::build(run, p, p.own.lock.client(), &mut created);
         p.own.staging = created;
-        let into = built.with_context(|| format!("{label}: building the new copy"))?;
-        self.load_and_check(run, p, into, early)
+        let built = built.with_context(|| format!("{label}: building the new copy"))?;
+        p.post_data = built.post_data;
+        p.created_roles = built.created_roles;
+        self.load_and_check(run, p, built.url, early)
             .with_context(|| format!("{label}: loading the data"))
     }
 

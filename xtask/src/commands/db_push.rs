@@ -11,7 +11,7 @@
 //! Production is guarded: a target whose host is in `XTASK_PROTECTED_HOSTS` needs `--yes` AND
 //! `--confirm-target <host>/<db>` matching exactly, and refuses `--no-backup`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
@@ -27,8 +27,8 @@ use crate::{
         sessions,
     },
     transfer::{
-        self, load::LoadMode, source::read_source, CopyArgs, CopyStep, Job, Run, SchemaMode,
-        Transfer,
+        self, load::LoadMode, sections, source::read_source, CopyArgs, CopyStep, Job, Run,
+        SchemaMode, Transfer,
     },
     verify::{catalog::Snapshot, Endpoint},
 };
@@ -60,6 +60,9 @@ pub struct Pushed {
     _lock: DbLock,
     /// The target's Alembic revision before an upgrade changed it (committed on its own).
     upgraded_from: Option<Vec<String>>,
+    /// `--schema source` created the local schema's pre-data section on the empty remote
+    /// (committed on its own, before the load).
+    schema_created: bool,
     loaded: bool,
 }
 
@@ -135,14 +138,14 @@ impl Transfer for DbPush {
         let before = ctx
             .block_on(transfer::read_snapshot(&target, timeout))
             .with_context(|| format!("reading the remote {label} database; {untouched}"))?;
-        if self.copy.schema == SchemaMode::Source && !before.catalog.tables.is_empty() {
-            bail!(
-                "--schema source creates the local schema on the remote, but the remote {label} \
-                 database {} already has {} tables: use --schema migrations (the default), or \
-                 push into an empty database; {untouched}",
-                target.dbname(),
-                before.catalog.tables.len()
-            );
+        if self.copy.schema == SchemaMode::Source {
+            source_schema::check_remote(
+                run,
+                label,
+                (&read.0.endpoint.url, &read.0.catalog),
+                (&target, &before.catalog),
+                untouched,
+            )?;
         }
         let own = format!("xtask {} (pid {})", run.command, std::process::id());
         let others: Vec<_> = ctx
@@ -163,6 +166,7 @@ impl Transfer for DbPush {
             before,
             _lock: lock,
             upgraded_from: None,
+            schema_created: false,
             loaded: false,
         };
         Ok(Job::new(run, db, target, read, pushed))
@@ -217,17 +221,21 @@ impl Transfer for DbPush {
                     ctx.say(format!("{label}: remote migrated to head"));
                 }
             }
+            // Its schema was compared with the local one in the preflight: equal.
+            SchemaMode::Source if !p.own.before.catalog.tables.is_empty() => ctx.say(format!(
+                "{label}: the remote's schema equals the local one; loading into it"
+            )),
             SchemaMode::Source => {
-                transfer::copy::copy_schema(
-                    run.tools,
-                    &p.source,
-                    Side::Local,
-                    &p.target,
-                    Side::Remote,
-                    &p.logs,
-                )
-                .with_context(|| format!("{label}: copying the local schema to the remote"))?;
-                ctx.say(format!("{label}: local schema created on the remote"));
+                source_schema::create(run, p, sections::post_data_after_load(self.mode))
+                    .with_context(|| format!("{label}: copying the local schema to the remote"))?;
+                ctx.say(format!(
+                    "{label}: local schema created on the remote (pre-data now, post-data {})",
+                    if p.post_data.is_some() {
+                        "in the load's transaction, after the data"
+                    } else {
+                        "before the data: an upsert merges by primary key"
+                    }
+                ));
             }
         }
         let built = ctx.block_on(transfer::read_snapshot(&p.target, ctx.timeout()))?;
@@ -251,6 +259,7 @@ impl Transfer for DbPush {
             logs: &p.logs,
             mode: self.mode,
             staging: false,
+            post_data: p.post_data.as_deref(),
         };
         step.load(run, None)
             .with_context(|| format!("{label}: loading the data"))?;
@@ -288,6 +297,12 @@ impl Transfer for DbPush {
                 from.first().map(String::as_str).unwrap_or("base")
             );
         }
+        if p.own.schema_created && !p.own.loaded {
+            line += "; the local schema's tables, types and functions WERE created on it (the \
+                     pre-data section, committed before the load; keys, constraints and indexes \
+                     come with the data): drop them, or the database, before pushing again, since \
+                     a second --schema source push compares the remote's schema with the local one";
+        }
         if let Some(b) = &p.backup {
             if p.verified.is_none() {
                 line += &format!(
@@ -317,5 +332,6 @@ impl Transfer for DbPush {
 
 mod plan;
 mod protected;
+mod source_schema;
 #[cfg(test)]
 mod tests;

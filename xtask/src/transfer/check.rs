@@ -216,13 +216,21 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
                 .map(|f| format!("Alembic: {f}")),
         );
     }
-    problems.extend(
-        comparison
-            .orphans
-            .iter()
-            .filter(|o| o.side == target)
-            .map(|o| o.to_string()),
-    );
+    // Orphans the source has too (a NOT VALID foreign key lets them be) are copied exactly: a
+    // warning. Any other orphan on the target is a loss.
+    for orphan in comparison.orphans.iter().filter(|o| o.side == target) {
+        let in_source = comparison.orphans.iter().any(|o| {
+            o.side != target
+                && o.constraint == orphan.constraint
+                && (&o.schema, &o.table) == (&orphan.schema, &orphan.table)
+                && o.rows == orphan.rows
+        });
+        if in_source {
+            warnings.push(format!("{orphan}, as in the source"));
+        } else {
+            problems.push(orphan.to_string());
+        }
+    }
     problems.extend(
         comparison
             .sequences

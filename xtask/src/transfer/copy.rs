@@ -1,16 +1,19 @@
 //! One database's data copy, once its target schema is ready: pg_dump's data stream relayed into
 //! psql in one transaction that asserts every table's row count before COMMIT (or, into a staging
-//! database, a parallel load: see `parallel`), and `--schema source`'s schema copy.
+//! database, a parallel load: see `parallel`), with `--schema source`'s post-data section after
+//! the data (see `sections`).
 
-use std::{collections::BTreeSet, path::Path, time::Duration};
+use std::{collections::BTreeSet, time::Duration};
 
 use anyhow::{Context, Result};
 
 use super::{
+    around_data::{self, AroundData},
     driver::Run,
     finish,
     load::{LoadMode, LoadShaper, TargetSchema},
     progress::ProgressDisplay,
+    sections,
     selection::{data_dump_args, Selection},
     source::SourceRead,
     LoadLogs,
@@ -42,38 +45,6 @@ pub fn start_data_dump(
     StartedDump::start(&dump, &logs.dump)
 }
 
-/// `--schema source`: the source's schema (`pg_dump --schema-only` in its snapshot) into the
-/// target, in one transaction; each side's stderr goes next to the data logs.
-pub fn copy_schema(
-    tools: &PgTools,
-    source: &SourceRead,
-    source_side: Side,
-    target: &DbUrl,
-    target_side: Side,
-    logs: &LoadLogs,
-) -> Result<()> {
-    let snapshot = format!("--snapshot={}", source.snapshot);
-    let dump = tools.command(
-        Tool::PgDump,
-        source_side,
-        &source.endpoint.url,
-        &["--schema-only", "--no-owner", "--no-privileges", &snapshot],
-    );
-    let load = tools.command(
-        Tool::Psql,
-        target_side,
-        target,
-        &["--quiet", "--single-transaction"],
-    );
-    let schema_log = |path: &Path| path.with_extension("schema.log");
-    PgTools::pipe(
-        &dump,
-        &load,
-        &schema_log(&logs.dump),
-        &schema_log(&logs.load),
-    )
-}
-
 /// One database's copy, once its target schema is ready: the load, then its verification. Both
 /// commands run the same two steps; only the direction (sides) and the mode differ.
 pub struct CopyStep<'a> {
@@ -91,6 +62,9 @@ pub struct CopyStep<'a> {
     /// indexes are built after the data, and with `--jobs` its tables load on several
     /// connections (a failure discards the whole database, so no single transaction is needed).
     pub staging: bool,
+    /// `--schema source`: the post-data section (indexes, constraints, triggers, policies) to
+    /// create after the data, as pg_restore does (see `sections`).
+    pub post_data: Option<&'a str>,
 }
 
 impl CopyStep<'_> {
@@ -126,8 +100,32 @@ impl CopyStep<'_> {
                 .map(|t| (t.clone(), self.source.rows(t)))
                 .collect(),
         );
+        // The target's NOT VALID checks, which the COPY would apply to the source's rows. A
+        // parallel load (its jobs in transactions of their own) keeps them: a source row that
+        // breaks one fails it.
+        let not_valid_checks = match parallel {
+            true => Vec::new(),
+            false => ctx.block_on(around_data::not_valid_checks(
+                &self.source.catalog,
+                self.target,
+                &self.selection.tables,
+                ctx.timeout(),
+            ))?,
+        };
         let (loaded, how) = if parallel {
             let loaded = self.load_parallel(run, &mut shaper, jobs)?;
+            // A staging database: the post-data section needs no transaction shared with the
+            // data, since a failure discards the whole database.
+            if let Some(post_data) = self.post_data {
+                sections::run_section(
+                    ctx,
+                    tools,
+                    self.target,
+                    self.target_side,
+                    "post-data section (indexes, constraints, triggers, policies)",
+                    post_data,
+                )?;
+            }
             (loaded, format!("on {jobs} connections"))
         } else {
             let progress = StreamProgress::default();
@@ -135,6 +133,7 @@ impl CopyStep<'_> {
                 run,
                 dump.expect("one stream has its pg_dump"),
                 &mut shaper,
+                &not_valid_checks,
                 &progress,
             )?;
             (progress.snapshot(), "in one transaction".to_string())
@@ -155,6 +154,7 @@ impl CopyStep<'_> {
         run: &Run,
         dump: StartedDump,
         shaper: &mut LoadShaper,
+        not_valid_checks: &[around_data::NotValidCheck],
         progress: &StreamProgress,
     ) -> Result<()> {
         let load = run
@@ -168,8 +168,13 @@ impl CopyStep<'_> {
                 vec![progress.clone()],
             )
         });
-        stream::relay_started(dump, &load, shaper, &self.logs.load, progress, None)
-            .map_err(|e| self.name_lock_holders(run, shaper, e))
+        let mut shaped = AroundData {
+            inner: shaper,
+            not_valid_checks,
+            post_data: self.post_data,
+        };
+        stream::relay_started(dump, &load, &mut shaped, &self.logs.load, progress, None)
+            .map_err(|e| self.name_lock_holders(run, shaped.inner, e))
     }
 
     /// A load that gave up waiting for a lock (SQLSTATE 55P03, which psql prints as "canceling

@@ -47,6 +47,10 @@ pub struct Job<T> {
     /// The verification's summary, once the copy matched the source's snapshot.
     pub verified: Option<String>,
     pub warnings: Vec<String>,
+    /// `--schema source`: the post-data section, run in the load's transaction after the data.
+    pub post_data: Option<String>,
+    /// The NOLOGIN roles created on the local server for the source's policies (db-pull).
+    pub created_roles: Vec<String>,
     pub own: T,
 }
 
@@ -71,6 +75,8 @@ impl<T> Job<T> {
             backup: None,
             verified: None,
             warnings,
+            post_data: None,
+            created_roles: Vec::new(),
             own,
         }
     }
@@ -95,6 +101,7 @@ impl<T> Job<T> {
             logs: &self.logs,
             verified: &self.verified,
             warnings: &self.warnings,
+            created_roles: &self.created_roles,
             reported,
         }
     }
@@ -113,6 +120,8 @@ pub struct JobReport<'a, R> {
     logs: &'a LoadLogs,
     verified: &'a Option<String>,
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    created_roles: &'a [String],
     #[serde(flatten)]
     reported: R,
 }

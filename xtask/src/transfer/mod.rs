@@ -10,10 +10,14 @@
 //!   a staging database;
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
 //! - `load` (and `target_schema`, what it reads of the target): the SQL around the stream;
+//!   `around_data`: the target's NOT VALID checks and `--schema source`'s post-data around it;
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
+//! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
+//!   and post-data after it, and the roles its policies name;
 //! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
 //!   swapped in once verified.
 
+pub mod around_data;
 pub mod backup;
 pub mod check;
 pub mod copy;
@@ -22,7 +26,9 @@ pub mod finish;
 pub mod load;
 pub mod parallel;
 pub mod progress;
+pub mod roles;
 pub mod schema_cache;
+pub mod sections;
 pub mod selection;
 pub mod source;
 pub mod staging;

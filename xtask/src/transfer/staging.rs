@@ -1,6 +1,7 @@
 //! A full pull's new copy, built next to the local database and swapped in only once verified:
 //! the staging database `<name>_xtask_new` (extensions, then the schema from the migrations, a
-//! cached build of them, or the source), and the swap, two renames in one transaction. Until the
+//! cached build of them, or the source's pre-data section, its post-data section kept for after
+//! the data), and the swap, two renames in one transaction. Until the
 //! swap the local database is untouched; a failure drops the staging database (the caller's
 //! clean-up, through `pg::scratch`).
 
@@ -8,9 +9,10 @@ use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;
 
 use super::{
-    copy::copy_schema,
     driver::{Job, Run},
-    schema_cache, selection, source, SchemaMode,
+    roles, schema_cache,
+    sections::{self, SourceSchema},
+    selection, source, SchemaMode,
 };
 use crate::{
     alembic::AlembicConfig,
@@ -26,6 +28,15 @@ pub fn staging_name(target: &DbUrl) -> String {
     scratch::sibling_name(target.dbname(), "_xtask_new")
 }
 
+/// A staging database whose schema is ready for the data.
+pub struct Built {
+    pub url: DbUrl,
+    /// `--schema source`: the post-data section, for the load to run after the data.
+    pub post_data: Option<String>,
+    /// The NOLOGIN roles created on the local server for the source's policies.
+    pub created_roles: Vec<String>,
+}
+
 /// Creates the staging database for `job` through `admin` (the lock's connection) and builds
 /// its schema; `staging` is set as soon as it exists, so that a failure after that drops it.
 pub fn build<T>(
@@ -33,7 +44,7 @@ pub fn build<T>(
     job: &Job<T>,
     admin: &Client,
     staging: &mut Option<DbUrl>,
-) -> Result<DbUrl> {
+) -> Result<Built> {
     let ctx = run.ctx;
     let label = job.db.label();
     let name = staging_name(&job.target);
@@ -57,6 +68,11 @@ pub fn build<T>(
         })?;
     *staging = Some(url.clone());
     interrupt::check("the schema step")?;
+    let mut built = Built {
+        url: url.clone(),
+        post_data: None,
+        created_roles: Vec::new(),
+    };
 
     match (run.copy.schema, &cached) {
         (SchemaMode::Migrations, Some(template)) => ctx.say(format!(
@@ -73,32 +89,55 @@ pub fn build<T>(
             ));
         }
         (SchemaMode::Source, _) => {
-            create_extensions(ctx, &url, &extensions)?;
-            copy_schema(
-                run.tools,
-                &job.source,
-                Side::Remote,
-                &url,
-                Side::Local,
-                &job.logs,
-            )
-            .context("copying the source's schema")?;
-            ctx.say(format!("{label}: schema copied from the source"));
+            // The source's own CREATE EXTENSION statements (pre-data) create each extension in
+            // its schema; none is created ahead, so none lands in the wrong one.
+            copy_source_schema(run, job, &mut built).context("copying the source's schema")?;
+            ctx.say(format!(
+                "{label}: schema copied from the source (pre-data now, post-data after the data)"
+            ));
         }
     }
     interrupt::check("the schema step")?;
-    let built = ctx.block_on(source::read_snapshot(&url, ctx.timeout()))?;
+    let as_built = ctx.block_on(source::read_snapshot(&url, ctx.timeout()))?;
     selection::check_target_can_hold(
         &job.source.catalog,
-        &built.catalog,
+        &as_built.catalog,
         &job.selection,
         "local (as built)",
     )?;
-    Ok(url)
+    Ok(built)
 }
 
-/// The source's extensions (plpgsql comes with every database); the AI database always has
-/// `vector`.
+/// `--schema source` into the staging database: the roles the source's policies name, created on
+/// the local server where missing; the pre-data section; the post-data section kept in `built`.
+fn copy_source_schema<T>(run: &Run, job: &Job<T>, built: &mut Built) -> Result<()> {
+    let (ctx, url) = (run.ctx, &built.url);
+    let roles = roles::missing_on_target(ctx, &job.source.endpoint.url, url)?;
+    if !roles.is_empty() {
+        roles::create_nologin(ctx, url, &roles)?;
+        ctx.say(format!(
+            "{}: created NOLOGIN role(s) on the local server, named by the source's policies: {}",
+            job.db.label(),
+            roles.join(", ")
+        ));
+    }
+    built.created_roles = roles;
+    let schema = SourceSchema::dump(ctx, run.tools, &job.source, Side::Remote)?;
+    let sql = schema.for_target(sections::target_version(ctx, url)?);
+    sections::run_section(
+        ctx,
+        run.tools,
+        url,
+        Side::Local,
+        "pre-data section (schemas, extensions, types, tables, functions)",
+        &sql.pre_data,
+    )?;
+    built.post_data = Some(sql.post_data);
+    Ok(())
+}
+
+/// With `--schema migrations`: the source's extensions (plpgsql comes with every database), and
+/// on the AI database `vector`, which its migrations need.
 fn extensions<T>(job: &Job<T>) -> Vec<String> {
     let mut extensions: Vec<String> = job
         .source

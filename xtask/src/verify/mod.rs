@@ -36,7 +36,9 @@ use catalog::{Catalog, Snapshot, TablePlan};
 pub use alembic::{AlembicComparison, AlembicHeads, AlembicSide};
 pub use comparison::DatabaseComparison;
 pub use data::{Orphan, SequenceBehind, TableComparison, TableStatus};
-pub use schema::{Change, Field, ObjectKind, SchemaDifference, SchemaObject, Sides, NOT_READABLE};
+pub use schema::{
+    compare_schema, Change, Field, ObjectKind, SchemaDifference, SchemaObject, Sides, NOT_READABLE,
+};
 
 /// One side of a comparison: what it is called in reports (`remote`, `local`, `source`...) and
 /// where it is.

@@ -54,7 +54,10 @@ impl DbPull {
                     AlembicConfig::of(p.db).ini(),
                     p.heads.join(", ")
                 ),
-                (SchemaMode::Source, _) => "the source's own (pg_dump --schema-only)".to_string(),
+                (SchemaMode::Source, _) => {
+                    "the source's own, by pg_dump's sections (pre-data, then post-data after the data)"
+                        .to_string()
+                }
             }
         );
         let mut largest: Vec<_> = p

@@ -51,7 +51,12 @@ impl DbPush {
                         .map(|a| a.revisions.join(", "))
                         .unwrap_or_else(|| "no revision".into())
                 ),
-                SchemaMode::Source => "the local schema (pg_dump --schema-only)".to_string(),
+                SchemaMode::Source if p.own.before.catalog.tables.is_empty() => {
+                    "the local schema, by pg_dump's sections (pre-data, then post-data after \
+                     the data)"
+                        .to_string()
+                }
+                SchemaMode::Source => "the remote's own, equal to the local one".to_string(),
             }
         );
         for t in &p.selection.tables {

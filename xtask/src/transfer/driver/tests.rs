@@ -45,6 +45,7 @@ fn report<R>(logs: &LoadLogs, reported: R) -> JobReport<'_, R> {
         logs,
         verified: &None,
         warnings: &[],
+        created_roles: &[],
         reported,
     }
 }

@@ -1,0 +1,152 @@
+//! `--schema source` by pg_dump's sections, in pg_restore's order: the pre-data section (schemas,
+//! extensions in the schema the source has them in, types, tables, views, functions) before the
+//! data, the post-data section (primary keys, indexes, constraints including NOT VALID checks and
+//! foreign keys, triggers, rules, policies, materialized views' refreshes) after it. A source row
+//! that breaks a NOT VALID constraint is then copied, and the constraint stays NOT VALID; the
+//! triggers do not fire on the copied rows.
+//!
+//! Both sections are dumped in the source's exported snapshot and held in memory (a schema is
+//! small), so that what an older target rejects is left out: pg_dump 17's
+//! `SET transaction_timeout = 0;` before PostgreSQL 17. The post-data section runs inside the
+//! load's transaction (`around_data`), after the data and its row-count checks, before COMMIT.
+
+use anyhow::{Context, Result};
+
+use super::{load::LoadMode, source::SourceRead};
+use crate::{
+    config::{DbUrl, Side},
+    ctx::Ctx,
+    pg::{client, PgTools, Tool},
+};
+
+/// The source's schema, cut where pg_restore cuts it.
+pub struct SourceSchema {
+    pre_data: String,
+    post_data: String,
+}
+
+/// One target's view of the sections: what it can run, filtered for its version.
+pub struct TargetSql {
+    pub pre_data: String,
+    pub post_data: String,
+}
+
+impl SourceSchema {
+    /// `pg_dump --section=pre-data` and `--section=post-data` of the source, in its snapshot.
+    pub fn dump(ctx: &Ctx, tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
+        let snapshot = format!("--snapshot={}", source.snapshot);
+        let section = |name: &str| {
+            let section = format!("--section={name}");
+            tools
+                .command(
+                    Tool::PgDump,
+                    side,
+                    &source.endpoint.url,
+                    &["--no-owner", "--no-privileges", &snapshot, &section],
+                )
+                .read(&ctx.sh)
+                .with_context(|| {
+                    format!(
+                        "dumping the {name} section of the schema of {}",
+                        source.endpoint.url
+                    )
+                })
+        };
+        Ok(SourceSchema {
+            pre_data: section("pre-data")?,
+            post_data: section("post-data")?,
+        })
+    }
+
+    /// Both sections as `target` (PostgreSQL `server_version_num`) can run them.
+    pub fn for_target(&self, server_version_num: i32) -> TargetSql {
+        let before_17 = server_version_num < 170000;
+        TargetSql {
+            pre_data: filtered(&self.pre_data, before_17),
+            post_data: filtered(&self.post_data, before_17),
+        }
+    }
+}
+
+/// The dump's text without the settings the target must not get: `SET transaction_timeout`
+/// below PostgreSQL 17 (unknown there, and the whole script fails on it), and pg_dump's
+/// `SET lock_timeout = 0;`, which inside the load's transaction would lift the load's bound on
+/// lock waits for the post-data statements.
+fn filtered(sql: &str, before_17: bool) -> String {
+    let mut out = String::with_capacity(sql.len());
+    for line in sql.split_inclusive('\n') {
+        let statement = line.trim_end();
+        let dropped = statement == "SET lock_timeout = 0;"
+            || (before_17 && statement.starts_with("SET transaction_timeout = "));
+        if !dropped {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// The target's `server_version_num` (150004 for 15.4).
+pub fn target_version(ctx: &Ctx, target: &DbUrl) -> Result<i32> {
+    ctx.block_on(async {
+        let conn = client::connect(target, ctx.timeout()).await?;
+        let row = conn
+            .query_one(
+                "SELECT pg_catalog.current_setting('server_version_num')::int",
+                &[],
+            )
+            .await
+            .with_context(|| format!("reading the server version of {target}"))?;
+        anyhow::Ok(row.get::<_, i32>(0))
+    })
+}
+
+/// Runs `sql` (a pg_dump section) on `target` through psql, in one transaction.
+pub fn run_section(
+    ctx: &Ctx,
+    tools: &PgTools,
+    target: &DbUrl,
+    side: Side,
+    what: &str,
+    sql: &str,
+) -> Result<()> {
+    tools
+        .command(
+            Tool::Psql,
+            side,
+            target,
+            &["--quiet", "--single-transaction"],
+        )
+        .read_with_stdin(&ctx.sh, Some(sql.as_bytes()))
+        .with_context(|| format!("creating the source's {what} in {target}"))?;
+    Ok(())
+}
+
+/// Whether the post-data section waits for the data. An upsert merges by primary key, so the
+/// target's keys must exist before its data: the whole schema goes first then.
+pub fn post_data_after_load(mode: LoadMode) -> bool {
+    mode == LoadMode::Replace
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_an_older_target_rejects_are_left_out() {
+        let dump =
+            "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET transaction_timeout = 0;\n\
+                    CREATE TABLE public.t (x int);\n";
+        let schema = SourceSchema {
+            pre_data: dump.to_string(),
+            post_data: String::new(),
+        };
+        let old = schema.for_target(150004).pre_data;
+        assert_eq!(
+            old,
+            "SET statement_timeout = 0;\nCREATE TABLE public.t (x int);\n"
+        );
+        let new = schema.for_target(170002).pre_data;
+        assert!(new.contains("SET transaction_timeout = 0;"), "{new}");
+        assert!(!new.contains("SET lock_timeout"), "{new}");
+    }
+}
