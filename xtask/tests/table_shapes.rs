@@ -188,13 +188,16 @@ fn push_replace_of_an_inheritance_parent_replaces_its_own_rows_and_leaves_its_ch
 fn a_full_copy_with_inheritance_copies_each_table_exactly() {
     require_docker!();
     let case = inheritance_case();
-    let pull = case.pull(&["--schema", "source", "--checksums"]);
+    let pull = case.pull(&["--schema", "source", "--checksums", "--jobs", "2"]);
     assert_eq!(pull.code, 0, "{}", pull.all());
     assert_same(&case, &[("parent", false), ("child", false)]);
     assert!(own_rows(&case.dst(), "child", false).starts_with("5:"));
 
     // And back the other way into a target that differs again, replacing everything.
-    query(&case.dst(), "DELETE FROM ONLY parent WHERE id > 5; UPDATE child SET v = 'drifted'");
+    query(
+        &case.dst(),
+        "DELETE FROM ONLY parent WHERE id > 5; UPDATE child SET v = 'drifted'",
+    );
     let push = case.push(&["--checksums"]);
     assert_eq!(push.code, 0, "{}", push.all());
     assert_same(&case, &[("parent", false), ("child", false)]);
@@ -245,7 +248,7 @@ fn pull_of_a_partitioned_table_takes_every_partition() {
 fn a_full_copy_of_a_partitioned_table_is_exact() {
     require_docker!();
     let case = partitioned_case();
-    let pull = case.pull(&["--schema", "source", "--checksums"]);
+    let pull = case.pull(&["--schema", "source", "--checksums", "--jobs", "2"]);
     assert_eq!(pull.code, 0, "{}", pull.all());
     assert_same(&case, &PARTITIONS);
     query(&case.dst(), "DELETE FROM events WHERE id % 7 = 0");
@@ -259,7 +262,10 @@ fn upsert_of_a_partitioned_table_merges_through_its_partitions() {
     require_docker!();
     let case = partitioned_case();
     // A remote-only row that upsert must keep, in a partition the source also fills.
-    query(&case.dst(), "INSERT INTO events VALUES (300, 'remote only')");
+    query(
+        &case.dst(),
+        "INSERT INTO events VALUES (300, 'remote only')",
+    );
     let run = case.push(&["--mode", "upsert", "--tables", "events"]);
     assert_eq!(run.code, 0, "{}", run.all());
     // Every source row is on the target, equal, in the partition it belongs to.
@@ -303,7 +309,11 @@ fn a_selection_that_cuts_a_partitioned_table_is_refused_by_name_before_anything(
         case.push(&["--exclude-table", "events_low"]),
     ] {
         assert_eq!(run.code, 2, "{}", run.all());
-        assert!(run.all().contains("public.events (without public."), "{}", run.all());
+        assert!(
+            run.all().contains("public.events (without public."),
+            "{}",
+            run.all()
+        );
         assert!(run.all().contains("nothing was changed"), "{}", run.all());
     }
     let after: Vec<String> = PARTITIONS
@@ -321,17 +331,23 @@ fn upsert_writes_generated_and_identity_always_columns_as_the_source_has_them() 
              id int PRIMARY KEY,
              qty int NOT NULL,
              doubled int GENERATED ALWAYS AS (qty * 2) STORED NOT NULL,
-             seq_no int GENERATED ALWAYS AS IDENTITY);",
+             seq_no int GENERATED ALWAYS AS IDENTITY);
+         CREATE TABLE runs (id int PRIMARY KEY, seq_no int GENERATED ALWAYS AS IDENTITY, label text)
+             PARTITION BY RANGE (id);
+         CREATE TABLE runs_a PARTITION OF runs FOR VALUES FROM (0) TO (10);
+         CREATE TABLE runs_b PARTITION OF runs FOR VALUES FROM (10) TO (100);",
     );
     query(
         &case.src(),
-        "INSERT INTO items (id, qty) SELECT g, g FROM generate_series(1, 20) g;",
+        "INSERT INTO items (id, qty) SELECT g, g FROM generate_series(1, 20) g;
+         INSERT INTO runs (id, label) SELECT g, 'src' FROM generate_series(1, 20) g;",
     );
     // The remote numbered its rows otherwise, holds other quantities and a row of its own.
     query(
         &case.dst(),
         "INSERT INTO items (id, qty) SELECT g, g * 10 FROM generate_series(30, 21, -1) g;
-         INSERT INTO items (id, qty) SELECT g, g * 10 FROM generate_series(10, 1, -1) g;",
+         INSERT INTO items (id, qty) SELECT g, g * 10 FROM generate_series(10, 1, -1) g;
+         INSERT INTO runs (id, label) SELECT g, 'dst' FROM generate_series(20, 5, -1) g;",
     );
     let run = case.push(&["--mode", "upsert"]);
     assert_eq!(run.code, 0, "{}", run.all());
@@ -352,15 +368,22 @@ fn upsert_writes_generated_and_identity_always_columns_as_the_source_has_them() 
             .collect::<Vec<_>>()
             .join(",")
     );
+    // The partitioned table's identity, changed through its root, merged in each partition.
+    let runs = "SELECT string_agg(id || ':' || seq_no || ':' || label, ',' ORDER BY id) FROM runs";
+    assert_eq!(query_one(&case.dst(), runs), query_one(&case.src(), runs));
     // Still ALWAYS, and the next number goes past every merged one.
     assert_eq!(
         query_one(
             &case.dst(),
-            "SELECT attidentity FROM pg_attribute WHERE attrelid = 'items'::regclass \
-             AND attname = 'seq_no'"
+            "SELECT string_agg(attrelid::regclass::text || '=' || attidentity::text, ',' ORDER BY attrelid::regclass::text) \
+             FROM pg_attribute WHERE attname = 'seq_no' \
+             AND attrelid IN ('items'::regclass, 'runs'::regclass, 'runs_a'::regclass)"
         ),
-        "a"
+        "items=a,runs=a,runs_a=a"
     );
-    let next = query_one(&case.dst(), "INSERT INTO items (id, qty) VALUES (99, 1) RETURNING seq_no");
+    let next = query_one(
+        &case.dst(),
+        "INSERT INTO items (id, qty) VALUES (99, 1) RETURNING seq_no",
+    );
     assert!(next.parse::<i32>().unwrap() > 20, "{next}");
 }

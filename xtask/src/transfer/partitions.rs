@@ -36,7 +36,10 @@ impl Partitions {
         let mut direct: BTreeMap<QualifiedName, Vec<QualifiedName>> = BTreeMap::new();
         for r in &rows {
             direct
-                .entry(QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
+                .entry(QualifiedName::new(
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                ))
                 .or_default()
                 .push(QualifiedName::new(
                     r.get::<_, String>(2),
@@ -142,7 +145,13 @@ mod tests {
         let err = tree.check_whole(&selected).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
         let text = err.to_string();
-        assert!(text.contains("public.events (without public.events_2026_q1)"), "{text}");
-        assert!(text.contains("public.events_2026 (without public.events_2026_q1)"), "{text}");
+        assert!(
+            text.contains("public.events (without public.events_2026_q1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("public.events_2026 (without public.events_2026_q1)"),
+            "{text}"
+        );
     }
 }

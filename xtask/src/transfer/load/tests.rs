@@ -50,7 +50,10 @@ fn replace_truncates_only_the_tables_known_to_hold_rows() {
     );
     shaper.truncate_only([users].into());
     let pro = shaper.prologue();
-    assert!(pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#), "{pro}");
+    assert!(
+        pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#),
+        "{pro}"
+    );
     shaper.truncate_only(BTreeSet::new());
     assert!(!shaper.prologue().contains("TRUNCATE"));
 }
@@ -65,7 +68,10 @@ fn replace_drops_and_readds_the_touching_foreign_keys_only() {
     ));
     assert!(!pro.contains("unrelated"), "{pro}");
     assert!(pro.contains(r#"DISABLE TRIGGER "Touch ""it""";"#), "{pro}");
-    assert!(pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#), "{pro}");
+    assert!(
+        pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#),
+        "{pro}"
+    );
     let epi = shaper.epilogue(&[]);
     assert!(epi.contains(
         r#"ADD CONSTRAINT "portfolios_user_id_fkey" FOREIGN KEY (user_id) REFERENCES public.users(id);"#
