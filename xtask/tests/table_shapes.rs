@@ -160,12 +160,11 @@ fn inheritance_case() -> Case {
     case
 }
 
-#[test]
-fn pull_of_an_inheritance_parent_replaces_its_own_rows_and_leaves_its_children() {
-    require_docker!();
+/// `command --tables parent` replaces the parent's own rows and leaves the child as it was.
+fn parent_alone_replaced(command: &str) {
     let case = inheritance_case();
     let child_before = own_rows(&case.dst(), "child", false);
-    let run = case.pull(&["--tables", "parent", "--checksums"]);
+    let run = case.run(command, &["--tables", "parent", "--checksums"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_same(&case, &[("parent", false)]);
     assert_eq!(own_rows(&case.dst(), "child", false), child_before);
@@ -173,34 +172,39 @@ fn pull_of_an_inheritance_parent_replaces_its_own_rows_and_leaves_its_children()
 }
 
 #[test]
+fn pull_of_an_inheritance_parent_replaces_its_own_rows_and_leaves_its_children() {
+    require_docker!();
+    parent_alone_replaced("db-pull");
+}
+
+#[test]
 fn push_replace_of_an_inheritance_parent_replaces_its_own_rows_and_leaves_its_children() {
     require_docker!();
-    let case = inheritance_case();
-    let child_before = own_rows(&case.dst(), "child", false);
-    let run = case.push(&["--tables", "parent", "--checksums"]);
-    assert_eq!(run.code, 0, "{}", run.all());
-    assert_same(&case, &[("parent", false)]);
-    assert_eq!(own_rows(&case.dst(), "child", false), child_before);
-    assert!(child_before.starts_with("7:"), "{child_before}");
+    parent_alone_replaced("db-push");
+}
+
+/// A full pull (the source's schema, two jobs), then, the target changed by `drift`, a full
+/// replace push: each time every table of `tables` holds the source's rows.
+fn full_copies_both_ways(case: &Case, tables: &[(&str, bool)], drift: &str) {
+    let pull = case.pull(&["--schema", "source", "--checksums", "--jobs", "2"]);
+    assert_eq!(pull.code, 0, "{}", pull.all());
+    assert_same(case, tables);
+    query(&case.dst(), drift);
+    let push = case.push(&["--checksums"]);
+    assert_eq!(push.code, 0, "{}", push.all());
+    assert_same(case, tables);
 }
 
 #[test]
 fn a_full_copy_with_inheritance_copies_each_table_exactly() {
     require_docker!();
     let case = inheritance_case();
-    let pull = case.pull(&["--schema", "source", "--checksums", "--jobs", "2"]);
-    assert_eq!(pull.code, 0, "{}", pull.all());
-    assert_same(&case, &[("parent", false), ("child", false)]);
-    assert!(own_rows(&case.dst(), "child", false).starts_with("5:"));
-
-    // And back the other way into a target that differs again, replacing everything.
-    query(
-        &case.dst(),
+    full_copies_both_ways(
+        &case,
+        &[("parent", false), ("child", false)],
         "DELETE FROM ONLY parent WHERE id > 5; UPDATE child SET v = 'drifted'",
     );
-    let push = case.push(&["--checksums"]);
-    assert_eq!(push.code, 0, "{}", push.all());
-    assert_same(&case, &[("parent", false), ("child", false)]);
+    assert!(own_rows(&case.dst(), "child", false).starts_with("5:"));
 }
 
 /// A partitioned table with a partition that is partitioned in turn, and a default partition.
@@ -248,13 +252,7 @@ fn pull_of_a_partitioned_table_takes_every_partition() {
 fn a_full_copy_of_a_partitioned_table_is_exact() {
     require_docker!();
     let case = partitioned_case();
-    let pull = case.pull(&["--schema", "source", "--checksums", "--jobs", "2"]);
-    assert_eq!(pull.code, 0, "{}", pull.all());
-    assert_same(&case, &PARTITIONS);
-    query(&case.dst(), "DELETE FROM events WHERE id % 7 = 0");
-    let push = case.push(&["--checksums"]);
-    assert_eq!(push.code, 0, "{}", push.all());
-    assert_same(&case, &PARTITIONS);
+    full_copies_both_ways(&case, &PARTITIONS, "DELETE FROM events WHERE id % 7 = 0");
 }
 
 #[test]
