@@ -241,9 +241,13 @@ fn partitioned_case() -> Case {
 fn pull_of_a_partitioned_table_takes_every_partition() {
     require_docker!();
     let case = partitioned_case();
-    let run = case.pull(&["--tables", "events", "--checksums"]);
+    let run = case.pull(&["--tables", "events", "--checksums", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_same(&case, &PARTITIONS);
+    // Each row counted once in the report: the partitioned tables' rows are their partitions'.
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["databases"][0]["tables"], 5, "{report}");
+    assert_eq!(report["databases"][0]["rows"], 250, "{report}");
     let leaf = own_rows(&case.dst(), "events_high_a", false);
     assert!(leaf.starts_with("100:"), "{leaf}");
 }

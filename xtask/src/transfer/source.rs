@@ -105,6 +105,15 @@ impl SourceRead {
         self.measures.tables.get(table).map(|m| m.rows).unwrap_or(0)
     }
 
+    /// The rows stored in `table` itself: none for a partitioned table, whose count is its
+    /// partitions' (also selected), so that a total counts each row once.
+    pub fn rows_held(&self, table: &QualifiedName) -> i64 {
+        match self.catalog.tables.get(table).map(|t| t.kind) {
+            Some(catalog::TableKind::Partitioned) => 0,
+            _ => self.rows(table),
+        }
+    }
+
     pub fn alembic_revisions(&self) -> Option<&[String]> {
         self.catalog
             .alembic
