@@ -81,12 +81,12 @@ impl<T> Job<T> {
         }
     }
 
-    /// The rows copied: the source's exact counts of the selected tables.
+    /// The rows copied: the source's exact counts of the selected tables, each row once.
     pub fn rows(&self) -> i64 {
         self.selection
             .tables
             .iter()
-            .map(|t| self.source.rows(t))
+            .map(|t| self.source.rows_held(t))
             .sum()
     }
 

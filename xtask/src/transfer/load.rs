@@ -72,8 +72,10 @@ impl LoadShaper {
     ) -> Result<LoadShaper> {
         let mut temp_names = BTreeMap::new();
         if mode == LoadMode::Upsert {
-            let without: Vec<String> = tables
-                .iter()
+            // A partitioned table is merged through its partitions (pg_dump's COPY names them).
+            let merged = tables.iter().filter(|t| !schema.is_partitioned(t));
+            let without: Vec<String> = merged
+                .clone()
                 .filter(|t| !schema.primary_keys.contains_key(*t))
                 .map(|t| t.to_string())
                 .collect();
@@ -84,7 +86,7 @@ impl LoadShaper {
                     without.join(", ")
                 );
             }
-            for (i, table) in tables.iter().enumerate() {
+            for (i, table) in merged.enumerate() {
                 temp_names.insert(table.clone(), format!("xtask_upsert_{i}"));
             }
         }
@@ -202,7 +204,7 @@ impl LoadShaper {
                 "DO 'BEGIN IF (SELECT pg_catalog.count(*) FROM {}) {op} {rows} THEN RAISE \
                  EXCEPTION ''xtask: {} must hold {word} {rows} rows after the load''; END IF; \
                  END';",
-                table.sql().replace('\'', "''"),
+                self.schema.rows_of(table).replace('\'', "''"),
                 shown.replace('\'', "''"),
             );
         }
@@ -265,24 +267,15 @@ impl Shaper for LoadShaper {
         }
         match self.mode {
             LoadMode::Replace => {
-                let list: Vec<String> = self
+                let holding = self
                     .tables
                     .iter()
-                    .filter(|t| self.holding_rows.as_ref().is_none_or(|h| h.contains(*t)))
-                    .map(QualifiedName::sql)
-                    .collect();
-                if !list.is_empty() {
-                    let _ = writeln!(sql, "TRUNCATE TABLE {};", list.join(", "));
-                }
+                    .filter(|t| self.holding_rows.as_ref().is_none_or(|h| h.contains(*t)));
+                sql.push_str(&shapes::truncate_sql(&self.schema, holding));
             }
             LoadMode::Upsert => {
                 for (table, temp) in &self.temp_names {
-                    let _ = writeln!(
-                        sql,
-                        "CREATE TEMPORARY TABLE {} (LIKE {}) ON COMMIT DROP;",
-                        quote_ident(temp),
-                        table.sql()
-                    );
+                    sql.push_str(&shapes::temp_table_sql(temp, table));
                 }
             }
         }
@@ -337,6 +330,13 @@ impl Shaper for LoadShaper {
                 } else {
                     format!("UPDATE SET {}", updates.join(", "))
                 };
+                let (before, after) = shapes::identity_always_around_merge(
+                    &self.schema,
+                    table,
+                    pk,
+                    &part.header.columns,
+                );
+                sql.push_str(&before);
                 let _ = writeln!(
                     sql,
                     "INSERT INTO {} ({columns}) OVERRIDING SYSTEM VALUE SELECT {columns} FROM \
@@ -345,6 +345,7 @@ impl Shaper for LoadShaper {
                     quote_ident(temp),
                     column_list(pk),
                 );
+                sql.push_str(&after);
             }
             for seq in self
                 .schema
@@ -382,5 +383,6 @@ fn column_list(columns: &[String]) -> String {
         .join(", ")
 }
 
+mod shapes;
 #[cfg(test)]
 mod tests;

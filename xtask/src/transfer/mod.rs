@@ -5,7 +5,8 @@
 //! - `source`: the source read in one exported snapshot (the counts taken up front and the rows
 //!   pg_dump streams are the same rows), the tools and its Alembic revision checked;
 //!   `uncopyable`: what it holds that a copy cannot make exact, refused by name;
-//! - `selection`: the tables chosen, and the check that the target's schema can hold their data;
+//! - `selection`: the tables chosen (`partitions`: a partitioned table with all its partitions),
+//!   and the check that the target's schema can hold their data;
 //! - `copy` (and `parallel`): the data streamed in one transaction, or on several connections into
 //!   a staging database;
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
@@ -25,6 +26,7 @@ pub mod driver;
 pub mod finish;
 pub mod load;
 pub mod parallel;
+pub mod partitions;
 pub mod progress;
 pub mod roles;
 pub mod schema_cache;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Result};
 
-use super::{source::SourceRead, SchemaMode};
+use super::{partitions::Partitions, source::SourceRead, SchemaMode};
 use crate::{
     exit::UsageError,
     pg::ident::{shown_ident, QualifiedName},
@@ -23,9 +23,11 @@ pub struct Selection {
 
 /// Resolves `--tables` / `--exclude-table` against the source's tables. A name that matches no
 /// table, or tables in several schemas, is a usage error. The Alembic table is copied only in
-/// `--schema source` mode, or when named.
+/// `--schema source` mode, or when named. A partitioned table named brings its partitions, and
+/// one kept without all of them is refused (`partitions.rs`).
 pub fn select_tables(
     source: &Catalog,
+    partitions: &Partitions,
     include: &[String],
     exclude: &[String],
     schema: SchemaMode,
@@ -75,7 +77,7 @@ pub fn select_tables(
         }
         Ok(found)
     };
-    let included = resolve(include)?;
+    let included = partitions.with_partitions(resolve(include)?);
     let excluded = resolve(exclude)?;
     let alembic = source.alembic.as_ref().map(|a| a.table.clone());
     let partial = !include.is_empty() || !exclude.is_empty();
@@ -93,6 +95,7 @@ pub fn select_tables(
     if tables.is_empty() && partial {
         return Err(UsageError::new("--tables/--exclude-table leave no table to copy").into());
     }
+    partitions.check_whole(&tables)?;
     Ok(Selection { tables, partial })
 }
 

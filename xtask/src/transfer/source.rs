@@ -12,6 +12,7 @@ use xshell::Shell;
 
 use super::{
     driver::Run,
+    partitions::Partitions,
     selection::{select_tables, Selection},
     uncopyable, SchemaMode,
 };
@@ -41,6 +42,8 @@ pub struct SourceRead {
     pub sequences: Vec<QualifiedName>,
     /// What the copy cannot make exact (`uncopyable.rs`), named; refused unless allowed.
     pub uncopyable: Vec<String>,
+    /// The partitioned tables' partitions: a selected one brings them all (`partitions.rs`).
+    pub partitions: Partitions,
 }
 
 const ALL_SEQUENCES_SQL: &str = "\
@@ -83,6 +86,7 @@ impl SourceRead {
             .map(|r| QualifiedName::new(r.get::<_, String>(0), r.get::<_, String>(1)))
             .collect();
         let uncopyable = uncopyable::read(&client, url).await?;
+        let partitions = Partitions::read(&client, url).await?;
         Ok(SourceRead {
             endpoint,
             client,
@@ -93,11 +97,21 @@ impl SourceRead {
             sizes,
             sequences,
             uncopyable,
+            partitions,
         })
     }
 
     pub fn rows(&self, table: &QualifiedName) -> i64 {
         self.measures.tables.get(table).map(|m| m.rows).unwrap_or(0)
+    }
+
+    /// The rows stored in `table` itself: none for a partitioned table, whose count is its
+    /// partitions' (also selected), so that a total counts each row once.
+    pub fn rows_held(&self, table: &QualifiedName) -> i64 {
+        match self.catalog.tables.get(table).map(|t| t.kind) {
+            Some(catalog::TableKind::Partitioned) => 0,
+            _ => self.rows(table),
+        }
     }
 
     pub fn alembic_revisions(&self) -> Option<&[String]> {
@@ -222,6 +236,7 @@ pub fn read_source(
     };
     let selection = select_tables(
         &source.catalog,
+        &source.partitions,
         &copy.tables,
         &copy.exclude_tables,
         copy.schema,

@@ -1,5 +1,6 @@
 //! The target's side of a load, read from its catalog before the load starts: the foreign keys,
-//! indexes and triggers around the loaded tables, their primary keys, and the sequences they own.
+//! indexes and triggers around the loaded tables, their primary keys, the sequences they own,
+//! which are partitioned and which columns are identity `ALWAYS`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,6 +43,13 @@ pub struct IndexDef {
     pub definition: String,
 }
 
+/// A table's identity `ALWAYS` columns, and the table whose `ALTER` changes them.
+#[derive(Clone, Debug)]
+pub struct IdentityAlways {
+    pub altered: QualifiedName,
+    pub columns: Vec<String>,
+}
+
 /// The target's side of a load, read before it starts.
 #[derive(Clone, Debug, Default)]
 pub struct TargetSchema {
@@ -51,6 +59,13 @@ pub struct TargetSchema {
     pub primary_keys: BTreeMap<QualifiedName, Vec<String>>,
     pub sequences: Vec<SequenceDef>,
     pub tables: BTreeSet<QualifiedName>,
+    /// Partitioned tables: they hold no rows of their own, their partitions do (`TRUNCATE ONLY`
+    /// is refused on them, and a count reads through them).
+    pub partitioned: BTreeSet<QualifiedName>,
+    /// Identity columns `GENERATED ALWAYS`, per table: an upsert's `UPDATE SET` may not write
+    /// them (only `DEFAULT`), so the merge turns them `BY DEFAULT` and back, on the table that
+    /// may change them (a partition's are changed through its partition tree's root).
+    pub identity_always: BTreeMap<QualifiedName, IdentityAlways>,
 }
 
 const FOREIGN_KEYS_SQL: &str = "\
@@ -110,10 +125,20 @@ WHERE c.relkind = 'r' AND x.indisvalid
 ORDER BY 1, 2, 3";
 
 const TABLES_SQL: &str = "\
-SELECT n.nspname, c.relname
+SELECT n.nspname, c.relname, c.relkind = 'p'
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
+
+const IDENTITY_ALWAYS_SQL: &str = "\
+SELECT n.nspname, c.relname, rn.nspname, r.relname, array_agg(a.attname::text ORDER BY a.attnum)
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_class r ON r.oid = COALESCE(pg_catalog.pg_partition_root(c.oid)::oid, c.oid)
+JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+WHERE a.attidentity = 'a' AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+GROUP BY 1, 2, 3, 4";
 
 fn name(row: &tokio_postgres::Row, schema: usize, table: usize) -> QualifiedName {
     QualifiedName::new(row.get::<_, String>(schema), row.get::<_, String>(table))
@@ -152,6 +177,10 @@ impl TargetSchema {
             .query(INDEXES_SQL, &[])
             .await
             .with_context(|| ctx("indexes"))?;
+        let identity_always = client
+            .query(IDENTITY_ALWAYS_SQL, &[])
+            .await
+            .with_context(|| ctx("identity columns"))?;
         Ok(TargetSchema {
             indexes: indexes
                 .iter()
@@ -191,6 +220,21 @@ impl TargetSchema {
                 })
                 .collect(),
             tables: tables.iter().map(|r| name(r, 0, 1)).collect(),
+            partitioned: tables
+                .iter()
+                .filter(|r| r.get::<_, bool>(2))
+                .map(|r| name(r, 0, 1))
+                .collect(),
+            identity_always: identity_always
+                .iter()
+                .map(|r| {
+                    let always = IdentityAlways {
+                        altered: name(r, 2, 3),
+                        columns: r.get(4),
+                    };
+                    (name(r, 0, 1), always)
+                })
+                .collect(),
         })
     }
 }

@@ -33,6 +33,7 @@ fn schema() -> TargetSchema {
         primary_keys: [(users.clone(), vec!["id".to_string()])].into(),
         sequences: vec![],
         tables: [users.clone(), portfolios.clone()].into(),
+        ..TargetSchema::default()
     }
 }
 
@@ -44,12 +45,15 @@ fn replace_truncates_only_the_tables_known_to_hold_rows() {
     let mut shaper = LoadShaper::new(LoadMode::Replace, both, schema()).unwrap();
     let pro = shaper.prologue();
     assert!(
-        pro.contains(r#"TRUNCATE TABLE "public"."portfolios", "public"."users";"#),
+        pro.contains(r#"TRUNCATE TABLE ONLY "public"."portfolios", ONLY "public"."users";"#),
         "{pro}"
     );
     shaper.truncate_only([users].into());
     let pro = shaper.prologue();
-    assert!(pro.contains(r#"TRUNCATE TABLE "public"."users";"#), "{pro}");
+    assert!(
+        pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#),
+        "{pro}"
+    );
     shaper.truncate_only(BTreeSet::new());
     assert!(!shaper.prologue().contains("TRUNCATE"));
 }
@@ -64,7 +68,10 @@ fn replace_drops_and_readds_the_touching_foreign_keys_only() {
     ));
     assert!(!pro.contains("unrelated"), "{pro}");
     assert!(pro.contains(r#"DISABLE TRIGGER "Touch ""it""";"#), "{pro}");
-    assert!(pro.contains(r#"TRUNCATE TABLE "public"."users";"#), "{pro}");
+    assert!(
+        pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#),
+        "{pro}"
+    );
     let epi = shaper.epilogue(&[]);
     assert!(epi.contains(
         r#"ADD CONSTRAINT "portfolios_user_id_fkey" FOREIGN KEY (user_id) REFERENCES public.users(id);"#
@@ -80,7 +87,7 @@ fn upsert_loads_through_a_temporary_table_and_merges_by_primary_key() {
     let users = QualifiedName::new("public", "users");
     let mut shaper = LoadShaper::new(LoadMode::Upsert, [users.clone()].into(), schema()).unwrap();
     assert!(shaper.prologue().contains(
-        r#"CREATE TEMPORARY TABLE "xtask_upsert_0" (LIKE "public"."users") ON COMMIT DROP;"#
+        r#"CREATE TEMPORARY TABLE "xtask_upsert_0" (LIKE "public"."users" INCLUDING GENERATED) ON COMMIT DROP;"#
     ));
     let header = CopyHeader {
         table: users.clone(),
