@@ -237,6 +237,52 @@ const KINDS: &[Kind] = &[
         says: "public.emb 20 20 DIFF DIFF (contents)",
         undo: "UPDATE public.emb SET e = '[3,3.5,-3]' WHERE id = 3",
     },
+    Kind {
+        kind: "inheritance: a parent and its child, each with its own rows",
+        setup: "CREATE TABLE public.animal (id int PRIMARY KEY, name text);
+                CREATE TABLE public.dog (good boolean) INHERITS (public.animal);
+                INSERT INTO public.animal SELECT g, 'cat ' || g FROM generate_series(1, 5) g;
+                INSERT INTO public.dog SELECT g, 'dog ' || g, g % 2 = 0 FROM generate_series(6, 12) g;",
+        read_back: "SELECT (SELECT count(*) FROM ONLY public.animal) || ' ' || (SELECT count(*) FROM public.dog) || ' ' || \
+                    (SELECT md5(string_agg(d::text, ',' ORDER BY id)) FROM public.dog d)",
+        change: "DELETE FROM public.dog WHERE id = 6",
+        says: "public.dog 7 6",
+        undo: "INSERT INTO public.dog VALUES (6, 'dog 6', true)",
+    },
+    Kind {
+        kind: "partitioned tables: rows in their partitions",
+        setup: "CREATE TABLE public.events (id int, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+                CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+                CREATE TABLE public.events_2026 PARTITION OF public.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+                INSERT INTO public.events SELECT g, date '2025-06-01' + g FROM generate_series(1, 400) g;",
+        read_back: "SELECT string_agg(p || ' ' || n, ', ' ORDER BY p) FROM \
+                    (SELECT tableoid::regclass::text AS p, count(*) AS n FROM public.events GROUP BY 1) c",
+        change: "DELETE FROM public.events_2026 WHERE id = 400",
+        says: "public.events_2026 187 186",
+        undo: "INSERT INTO public.events VALUES (400, date '2025-06-01' + 400)",
+    },
+    Kind {
+        kind: "NOT VALID check constraints, with a source row that breaks them",
+        setup: "CREATE TABLE public.legacy (id int PRIMARY KEY, qty int);
+                INSERT INTO public.legacy VALUES (1, -5), (2, 3);
+                ALTER TABLE public.legacy ADD CONSTRAINT legacy_qty_positive CHECK (qty > 0) NOT VALID;",
+        read_back: "SELECT (SELECT conname || ' ' || convalidated FROM pg_constraint WHERE conname = 'legacy_qty_positive') \
+                    || ' ' || (SELECT string_agg(qty::text, ',' ORDER BY id) FROM public.legacy)",
+        change: "ALTER TABLE public.legacy DROP CONSTRAINT legacy_qty_positive",
+        says: "constraint public.legacy.legacy_qty_positive: only on remote: CHECK ((qty > 0)) NOT VALID",
+        undo: "ALTER TABLE public.legacy ADD CONSTRAINT legacy_qty_positive CHECK (qty > 0) NOT VALID",
+    },
+    Kind {
+        kind: "an extension in a schema of its own (citext in `extensions`)",
+        setup: "CREATE SCHEMA extensions; CREATE EXTENSION citext SCHEMA extensions;
+                CREATE TABLE public.handles (h extensions.citext PRIMARY KEY);
+                INSERT INTO public.handles VALUES ('Ann'), ('bob');",
+        read_back: "SELECT extnamespace::regnamespace || ' ' || (SELECT string_agg(h::text, ',' ORDER BY h) FROM public.handles) \
+                    FROM pg_extension WHERE extname = 'citext'",
+        change: "UPDATE public.handles SET h = 'ANN' WHERE h::text = 'Ann'",
+        says: "public.handles 2 2 DIFF DIFF (contents)",
+        undo: "UPDATE public.handles SET h = 'Ann' WHERE h::text = 'ANN'",
+    },
 ];
 
 /// What the copy leaves out on purpose: read back on both sides, the test asserts the source has
