@@ -103,14 +103,15 @@ impl CopyStep<'_> {
         // The target's NOT VALID checks, which the COPY would apply to the source's rows. A
         // parallel load (its jobs in transactions of their own) keeps them: a source row that
         // breaks one fails it.
-        let not_valid_checks = match parallel {
-            true => Vec::new(),
-            false => ctx.block_on(around_data::not_valid_checks(
+        let not_valid_checks = if parallel {
+            Vec::new()
+        } else {
+            ctx.block_on(around_data::not_valid_checks(
                 &self.source.catalog,
                 self.target,
                 &self.selection.tables,
                 ctx.timeout(),
-            ))?,
+            ))?
         };
         let (loaded, how) = if parallel {
             let loaded = self.load_parallel(run, &mut shaper, jobs)?;
