@@ -32,10 +32,13 @@ SELECT n.nspname, c.relname, k.conname, pg_catalog.pg_get_constraintdef(k.oid)
 FROM pg_catalog.pg_constraint k
 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE k.contype = 'c' AND NOT k.convalidated
+WHERE k.contype = 'c' AND NOT k.convalidated AND k.coninhcount = 0
 ORDER BY 1, 2, 3";
 
-/// The NOT VALID CHECK constraints of `tables` on `target` that the source has NOT VALID too.
+/// The NOT VALID CHECK constraints of `tables` on `target` that the source has NOT VALID too,
+/// with the same definition (a stricter one on the target still applies). Only a table's own
+/// checks: dropping and adding a parent's reaches its inheritance children and partitions, and a
+/// child's inherited copy cannot be dropped alone (it then stays, and applies).
 pub async fn not_valid_checks(
     source: &Catalog,
     target: &DbUrl,
@@ -47,7 +50,7 @@ pub async fn not_valid_checks(
             .tables
             .get(&c.table)
             .and_then(|t| t.constraints.get(&c.name))
-            .is_some_and(|k| k.kind == "check" && k.definition.ends_with("NOT VALID"))
+            .is_some_and(|k| k.kind == "check" && k.definition == c.definition)
     };
     let conn = client::connect(target, timeout).await?;
     // An empty search_path makes pg_get_constraintdef qualify every name it prints.

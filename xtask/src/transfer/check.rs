@@ -39,6 +39,7 @@ impl CopyStep<'_> {
             alembic: !self.selection.partial && !copy.allow_revision_mismatch,
             checksums: copy.checksums,
             heads,
+            schema_from_source: copy.schema == SchemaMode::Source,
         };
         let target = Endpoint::new(self.target_side.label(), self.target.clone());
         let check = ctx.block_on(verify_copy(
@@ -115,12 +116,16 @@ pub struct Expectations<'a> {
     pub alembic: bool,
     pub checksums: bool,
     pub heads: Option<AlembicHeads>,
+    /// The target's schema was made from the source's (`--schema source`): it must be the
+    /// source's, so a difference of structure is a failure, not a warning.
+    pub schema_from_source: bool,
 }
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
 /// copied table, the Alembic revision, no orphans and no sequence behind its column on the target.
-/// Schema differences are warnings (with `--schema migrations` the schema is this repo's), except
-/// a sequence's position in a full replace copy, which the copy sets: a failure.
+/// Schema differences are warnings with `--schema migrations` (the schema is this repo's), except
+/// a sequence's position in a full replace copy, which the copy sets: a failure. With `--schema
+/// source` every difference of structure is a failure (see `schema_must_match`).
 pub async fn verify_copy(
     db: Database,
     source: &SourceRead,
@@ -240,7 +245,7 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
     );
     if !expect.selection.partial {
         for d in &comparison.schema_differences {
-            if position_must_match(d, expect.mode) {
+            if position_must_match(d, expect.mode) || schema_must_match(d, expect) {
                 problems.push(format!("schema: {d}"));
             } else {
                 warnings.push(format!("schema: {d}"));
@@ -264,6 +269,16 @@ fn position_must_match(d: &SchemaDifference, mode: LoadMode) -> bool {
         && d.change == Change::Field(Field::LastValue)
         && readable(&d.left)
         && readable(&d.right)
+}
+
+/// With `--schema source`, the copy's structure is the source's: any object missing, added or
+/// defined otherwise is a failure. Two differences stay warnings: an extension's version (pg_dump
+/// creates the extension at the target server's default version, which the copy cannot choose)
+/// and a sequence's position that the copy does not set (an upsert keeps the target's).
+fn schema_must_match(d: &SchemaDifference, expect: &Expectations<'_>) -> bool {
+    expect.schema_from_source
+        && d.change != Change::Field(Field::Version)
+        && d.change != Change::Field(Field::LastValue)
 }
 
 /// The table that a failed load was at, when the failure says.

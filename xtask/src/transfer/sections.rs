@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use super::{load::LoadMode, source::SourceRead};
 use crate::{
-    config::{DbUrl, Side},
+    config::{timeouts::LOCK_TIMEOUT, DbUrl, Side},
     ctx::Ctx,
     pg::{client, PgTools, Tool},
 };
@@ -34,16 +34,16 @@ pub struct TargetSql {
 impl SourceSchema {
     /// `pg_dump --section=pre-data` and `--section=post-data` of the source, in its snapshot.
     pub fn dump(ctx: &Ctx, tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
-        let snapshot = format!("--snapshot={}", source.snapshot);
         let section = |name: &str| {
-            let section = format!("--section={name}");
+            let mut args = vec![
+                "--no-owner".to_string(),
+                "--no-privileges".to_string(),
+                format!("--section={name}"),
+            ];
+            args.extend(source.dump_args());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             tools
-                .command(
-                    Tool::PgDump,
-                    side,
-                    &source.endpoint.url,
-                    &["--no-owner", "--no-privileges", &snapshot, &section],
-                )
+                .command(Tool::PgDump, side, &source.endpoint.url, &args)
                 .read(&ctx.sh)
                 .with_context(|| {
                     format!(
@@ -71,18 +71,32 @@ impl SourceSchema {
 /// The dump's text without the settings the target must not get: `SET transaction_timeout`
 /// below PostgreSQL 17 (unknown there, and the whole script fails on it), and pg_dump's
 /// `SET lock_timeout = 0;`, which inside the load's transaction would lift the load's bound on
-/// lock waits for the post-data statements.
+/// lock waits for the post-data statements. Only pg_dump's own header is filtered: the same text
+/// inside a function's body or a comment's literal further down is the source's, and is copied.
 fn filtered(sql: &str, before_17: bool) -> String {
     let mut out = String::with_capacity(sql.len());
+    let mut in_header = true;
     for line in sql.split_inclusive('\n') {
         let statement = line.trim_end();
-        let dropped = statement == "SET lock_timeout = 0;"
-            || (before_17 && statement.starts_with("SET transaction_timeout = "));
+        in_header = in_header && is_header_line(statement);
+        let dropped = in_header
+            && (statement == "SET lock_timeout = 0;"
+                || (before_17 && statement.starts_with("SET transaction_timeout = ")));
         if !dropped {
             out.push_str(line);
         }
     }
     out
+}
+
+/// A line of what pg_dump writes before the first object: comments, blank lines, its settings and
+/// psql meta-commands (`\restrict`).
+fn is_header_line(line: &str) -> bool {
+    line.is_empty()
+        || line.starts_with("--")
+        || line.starts_with("SET ")
+        || line.starts_with("SELECT pg_catalog.set_config(")
+        || line.starts_with('\\')
 }
 
 /// The target's `server_version_num` (150004 for 15.4).
@@ -116,9 +130,24 @@ pub fn run_section(
             target,
             &["--quiet", "--single-transaction"],
         )
-        .read_with_stdin(&ctx.sh, Some(sql.as_bytes()))
-        .with_context(|| format!("creating the source's {what} in {target}"))?;
+        .read_with_stdin(&ctx.sh, Some(bounded(sql, LOCK_TIMEOUT.get()?).as_bytes()))
+        .with_context(|| {
+            format!(
+                "creating the source's {what} in {target} (each lock wait bounded by {})",
+                LOCK_TIMEOUT.shown()
+            )
+        })?;
     Ok(())
+}
+
+/// `sql` with every lock wait bounded: an app session holding a table the section alters would
+/// otherwise hold it, and every app query queued behind it, for ever. pg_dump's own header
+/// setting (`SET lock_timeout = 0`) is filtered out ([`filtered`]), so this one stands.
+fn bounded(sql: &str, limit: Option<std::time::Duration>) -> String {
+    format!(
+        "SET lock_timeout = '{}ms';\n{sql}",
+        crate::config::timeouts::millis(limit)
+    )
 }
 
 /// Whether the post-data section waits for the data. An upsert merges by primary key, so the
@@ -144,6 +173,20 @@ mod tests {
         assert_eq!(
             old,
             "SET statement_timeout = 0;\nCREATE TABLE public.t (x int);\n"
+        );
+        let body = "SET lock_timeout = 0;\nCREATE PROCEDURE public.p() LANGUAGE sql AS $$\n\
+                    SET lock_timeout = 0;\nSET transaction_timeout = 0;\n$$;\n";
+        let kept = SourceSchema {
+            pre_data: body.to_string(),
+            post_data: String::new(),
+        }
+        .for_target(150004)
+        .pre_data;
+        assert_eq!(
+            kept,
+            "CREATE PROCEDURE public.p() LANGUAGE sql AS $$\nSET lock_timeout = 0;\n\
+             SET transaction_timeout = 0;\n$$;\n",
+            "a procedure's body is the source's: copied whole"
         );
         let new = schema.for_target(170002).pre_data;
         assert!(new.contains("SET transaction_timeout = 0;"), "{new}");

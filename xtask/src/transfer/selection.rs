@@ -120,8 +120,8 @@ pub(super) fn dump_args(source: &SourceRead, only: Option<&[&QualifiedName]>) ->
         "--data-only".to_string(),
         "--no-owner".to_string(),
         "--no-privileges".to_string(),
-        format!("--snapshot={}", source.snapshot),
     ];
+    args.extend(source.dump_args());
     args.extend(
         only.into_iter()
             .flatten()

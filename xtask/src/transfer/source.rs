@@ -19,7 +19,10 @@ use super::{
 use crate::{
     alembic::AlembicConfig,
     backend_dir,
-    config::{Database, DbUrl},
+    config::{
+        timeouts::{LOCK_TIMEOUT, SOURCE_LOCK_TIMEOUT_DEFAULT},
+        Database, DbUrl,
+    },
     pg::{client, ident::QualifiedName, version::ToolVersion, Tool},
     verify::{
         catalog::{self, Catalog, Measures, Snapshot},
@@ -44,6 +47,8 @@ pub struct SourceRead {
     pub uncopyable: Vec<String>,
     /// The partitioned tables' partitions: a selected one brings them all (`partitions.rs`).
     pub partitions: Partitions,
+    /// How long each pg_dump of this source may wait for its table locks (`None`: no limit).
+    pub lock_wait: Option<Duration>,
 }
 
 const ALL_SEQUENCES_SQL: &str = "\
@@ -87,6 +92,7 @@ impl SourceRead {
             .collect();
         let uncopyable = uncopyable::read(&client, url).await?;
         let partitions = Partitions::read(&client, url).await?;
+        let lock_wait = LOCK_TIMEOUT.get_or(SOURCE_LOCK_TIMEOUT_DEFAULT)?;
         Ok(SourceRead {
             endpoint,
             client,
@@ -98,7 +104,20 @@ impl SourceRead {
             sequences,
             uncopyable,
             partitions,
+            lock_wait,
         })
+    }
+
+    /// pg_dump's arguments that every dump of this source takes: its snapshot, and a bound on
+    /// the wait for each table's lock. This session holds its tables' ACCESS SHARE locks; a
+    /// migration queued for ACCESS EXCLUSIVE waits for it, and pg_dump's locks queue behind the
+    /// migration: a wait the server cannot see as a deadlock, which only this bound ends.
+    pub fn dump_args(&self) -> Vec<String> {
+        let mut args = vec![format!("--snapshot={}", self.snapshot)];
+        if let Some(limit) = self.lock_wait {
+            args.push(format!("--lock-wait-timeout={}", limit.as_millis()));
+        }
+        args
     }
 
     pub fn rows(&self, table: &QualifiedName) -> i64 {
