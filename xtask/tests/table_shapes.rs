@@ -242,7 +242,10 @@ fn pull_of_a_partitioned_table_takes_every_partition() {
     require_docker!();
     let case = partitioned_case();
     // A table the source lacks: the comparison is not equal, and the line says what was copied.
-    query(&case.dst(), "CREATE TABLE notes (x int); INSERT INTO notes VALUES (1)");
+    query(
+        &case.dst(),
+        "CREATE TABLE notes (x int); INSERT INTO notes VALUES (1)",
+    );
     let run = case.pull(&["--tables", "events", "--checksums", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_same(&case, &PARTITIONS);
