@@ -241,6 +241,11 @@ fn partitioned_case() -> Case {
 fn pull_of_a_partitioned_table_takes_every_partition() {
     require_docker!();
     let case = partitioned_case();
+    // A table the source lacks: the comparison is not equal, and the line says what was copied.
+    query(
+        &case.dst(),
+        "CREATE TABLE notes (x int); INSERT INTO notes VALUES (1)",
+    );
     let run = case.pull(&["--tables", "events", "--checksums", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert_same(&case, &PARTITIONS);
@@ -248,6 +253,11 @@ fn pull_of_a_partitioned_table_takes_every_partition() {
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["databases"][0]["tables"], 5, "{report}");
     assert_eq!(report["databases"][0]["rows"], 250, "{report}");
+    let verified = report["databases"][0]["verified"].to_string();
+    assert!(
+        verified.contains("5 copied table(s), 250 rows"),
+        "{verified}"
+    );
     let leaf = own_rows(&case.dst(), "events_high_a", false);
     assert!(leaf.starts_with("100:"), "{leaf}");
 }

@@ -59,7 +59,7 @@ impl CopyStep<'_> {
                 check.problems.join("\n  ")
             );
         }
-        let summary = check.summary(&expect);
+        let summary = check.summary(&expect, self.source);
         ctx.say(format!("verified against the source's snapshot: {summary}"));
         Ok((summary, check.warnings))
     }
@@ -77,7 +77,7 @@ impl CopyCheck {
     /// otherwise what was judged and held (the copied tables: a partial copy does not compare the
     /// others, and upsert keeps the target's extra rows), never the comparison's "DIFFERENT" of
     /// what the copy did not touch.
-    fn summary(&self, expect: &Expectations<'_>) -> String {
+    fn summary(&self, expect: &Expectations<'_>, source: &SourceRead) -> String {
         let c = &self.comparison;
         if c.equal {
             return c.summary();
@@ -87,7 +87,12 @@ impl CopyCheck {
             .iter()
             .filter(|t| expect.selection.tables.contains(&t.name()))
             .collect();
-        let rows: i64 = copied.iter().filter_map(|t| t.right_rows).sum();
+        // Each row once: a partitioned table's rows are its partitions'.
+        let rows: i64 = copied
+            .iter()
+            .filter(|t| !source.is_partitioned(&t.name()))
+            .filter_map(|t| t.right_rows)
+            .sum();
         let held = match expect.mode {
             LoadMode::Replace if expect.checksums => "as in the source, checksums match",
             LoadMode::Replace => "as in the source",

@@ -127,10 +127,18 @@ impl SourceRead {
     /// The rows stored in `table` itself: none for a partitioned table, whose count is its
     /// partitions' (also selected), so that a total counts each row once.
     pub fn rows_held(&self, table: &QualifiedName) -> i64 {
-        match self.catalog.tables.get(table).map(|t| t.kind) {
-            Some(catalog::TableKind::Partitioned) => 0,
-            _ => self.rows(table),
+        if self.is_partitioned(table) {
+            0
+        } else {
+            self.rows(table)
         }
+    }
+
+    pub fn is_partitioned(&self, table: &QualifiedName) -> bool {
+        self.catalog
+            .tables
+            .get(table)
+            .is_some_and(|t| t.kind == catalog::TableKind::Partitioned)
     }
 
     pub fn alembic_revisions(&self) -> Option<&[String]> {
