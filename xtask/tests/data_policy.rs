@@ -53,10 +53,7 @@ fn policy(pg: &PgContainer, backend: &Path, cache: &Path, action: &str) -> Run {
             "data-policy",
             action,
         ],
-        &[
-            ("XTASK_BACKEND_DIR", &backend),
-            ("XTASK_CACHE_DIR", &cache),
-        ],
+        &[("XTASK_BACKEND_DIR", &backend), ("XTASK_CACHE_DIR", &cache)],
     )
 }
 
@@ -93,18 +90,24 @@ fn a_column_added_without_a_rule_fails_the_check_until_a_human_decides() {
     let passed = policy(&pg, real.path(), cache.path(), "check");
     assert_eq!(passed.code, 0, "{}", passed.all());
     assert!(
-        passed.stderr.contains(
-            "data-policy check: every column of both databases' migrations has a rule"
-        ),
+        passed
+            .stderr
+            .contains("data-policy check: every column of both databases' migrations has a rule"),
         "{}",
         passed.stderr
     );
     assert!(
-        passed.stderr.contains("built at head in the throwaway database app_xtask_policy_check"),
+        passed
+            .stderr
+            .contains("built at head in the throwaway database app_xtask_policy_check"),
         "{}",
         passed.stderr
     );
-    assert_eq!(throwaway_databases(&pg), "0", "a throwaway database was left");
+    assert_eq!(
+        throwaway_databases(&pg),
+        "0",
+        "a throwaway database was left"
+    );
     // The same migrations again: from the cache, no database built.
     let again = policy(&pg, real.path(), cache.path(), "check");
     assert_eq!(again.code, 0, "{}", again.all());
@@ -174,7 +177,15 @@ fn a_column_added_without_a_rule_fails_the_check_until_a_human_decides() {
         "core users.nickname: the policy has an entry but the table has no such column",
         "core user_notes: the policy has a section [core.user_notes] but there is no such table",
     ] {
-        assert!(stale.stderr.contains(says), "{says:?} not in:\n{}", stale.stderr);
+        assert!(
+            stale.stderr.contains(says),
+            "{says:?} not in:\n{}",
+            stale.stderr
+        );
     }
-    assert_eq!(throwaway_databases(&pg), "0", "a throwaway database was left");
+    assert_eq!(
+        throwaway_databases(&pg),
+        "0",
+        "a throwaway database was left"
+    );
 }

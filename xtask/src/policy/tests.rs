@@ -108,10 +108,7 @@ id = "keep"
 
 #[test]
 fn a_column_without_a_rule_is_named_with_the_line_to_add() {
-    let found = problems(
-        "[core.users]\nid = \"keep\"\nemail = \"email\"\n",
-        &users(),
-    );
+    let found = problems("[core.users]\nid = \"keep\"\nemail = \"email\"\n", &users());
     assert_eq!(
         found,
         [
