@@ -79,7 +79,11 @@ impl DataPolicy {
             columns.iter().map(|(db, c)| (*db, c.as_slice())).collect();
         let (policy, text) = loaded.clone().unwrap_or_default();
         let problems = check(&policy, &views);
-        let shown = path.display().to_string();
+        let shown = path
+            .strip_prefix(crate::project_root())
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         match self.action {
             Action::Check => report_check(ctx, &shown, loaded.is_some(), &problems),
             Action::Init => {
