@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What CI runs (.ci/run, .github/workflows/ci.yml), on a clean checkout:
 #   1. the whole test suite (scripts/test.sh: installs what is missing, builds the image, tests);
-#   2. the pre-commit hook's checks (one head per Alembic config, scripts load, cargo fmt, clippy);
-#   3. on a throwaway PostgreSQL 17 + pgvector server, two database pairs migrated from scratch by
+#   2. on a throwaway PostgreSQL 17 + pgvector server: the pre-commit hook's checks (one head per
+#      Alembic config, scripts load, the data policy classifies every column of the migrations
+#      (built there from scratch, no cache), cargo fmt, clippy);
+#   3. on the same server, two database pairs migrated from scratch by
 #      `cargo xtask db-init`, then `cargo xtask alembic-status` (both pairs at head) and
 #      `cargo xtask db-verify --checksums` (the pairs equal). The server's password is made up and
 #      needs percent-encoding in a URL; the container is removed on every exit.
@@ -22,10 +24,7 @@ scripts/test.sh "$@"
 section "the reliability matrix (docs/reliability.md) matches the cases the suite recorded"
 scripts/reliability-matrix.py --check
 
-section "pre-commit checks (scripts/git-hooks/pre-commit)"
-scripts/git-hooks/pre-commit
-
-section "alembic-status and db-verify on a throwaway server, migrated from scratch"
+section "a throwaway PostgreSQL server"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xtask-ci.XXXXXX")
 container="xtask-ci-$$-$RANDOM"
 cleanup() {
@@ -89,6 +88,11 @@ xtask() {
     cargo xtask --env-file "$tmp/empty.env" "${@:5}"
 }
 
+section "pre-commit checks (scripts/git-hooks/pre-commit), the data policy's columns built on $container"
+DATABASE_URL="$server/ci_policy" AI_DATABASE_URL="$server/ci_policy_ai" \
+  XTASK_CACHE_DIR="$tmp/cache" scripts/git-hooks/pre-commit
+
+section "alembic-status and db-verify on the throwaway server, migrated from scratch"
 say "cargo xtask db-init: pair A (ci_a, ci_a_ai) and pair B (ci_b, ci_b_ai), from scratch"
 xtask ci_a ci_a_ai ci_b ci_b_ai db-init
 xtask ci_b ci_b_ai ci_a ci_a_ai db-init

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod interrupt;
 pub mod migrations;
 pub mod pg;
+pub mod policy;
 pub mod runtime;
 pub mod transfer;
 pub mod verify;

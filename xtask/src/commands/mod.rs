@@ -2,6 +2,7 @@
 
 pub mod alembic_stamp;
 pub mod alembic_status;
+pub mod data_policy;
 pub mod db_init;
 pub mod db_pull;
 pub mod db_push;
@@ -39,6 +40,9 @@ pub enum Command {
     AlembicStatus(alembic_status::AlembicStatus),
     /// Preflight: Docker, container, tool vs server versions, uv/Alembic, URLs, reachability
     Doctor(doctor::Doctor),
+    /// The data policy (backend/data_policy.toml) against every column of the migrations
+    #[command(subcommand_required = true)]
+    DataPolicy(data_policy::DataPolicy),
     /// Create the local databases and the vector extension when missing; migrate both to head
     DbInit(db_init::DbInit),
     /// Fill databases with deterministic test data: the production shape, times --scale
@@ -60,6 +64,7 @@ impl Cli {
             Command::AlembicStamp(cmd) => cmd.run(ctx),
             Command::AlembicStatus(cmd) => cmd.run(ctx),
             Command::Doctor(cmd) => cmd.run(ctx),
+            Command::DataPolicy(cmd) => cmd.run(ctx),
             Command::DbInit(cmd) => cmd.run(ctx),
             Command::Seed(cmd) => cmd.run(ctx),
             Command::Onboard(cmd) => cmd.run(ctx),
