@@ -20,12 +20,14 @@ pub mod copy;
 pub mod driver;
 pub mod finish;
 pub mod load;
+pub mod local_set;
 pub mod parallel;
 pub mod progress;
 pub mod schema_cache;
 pub mod selection;
 pub mod source;
 pub mod staging;
+pub mod swap_all;
 pub mod target_schema;
 pub mod uncopyable;
 
