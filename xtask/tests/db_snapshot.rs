@@ -1,0 +1,294 @@
+//! `cargo xtask db-snapshot` and `db-restore` in docker mode against real containers. The
+//! servers are shared by the tests of this file (a "remote" seeded by the generator, a "local"
+//! holding different data); each test works on its own pair of local databases, cloned from the
+//! local seed, and reads the data back itself: row counts and content fingerprints computed here.
+
+mod bench;
+mod support;
+
+use std::{
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, Instant},
+};
+
+use bench::{fingerprint, init_and_seed, Bench, AI, CORE};
+use support::{query, query_one, Run};
+
+/// The servers, shared by the tests that run at the same time: the last one to finish drops
+/// them (and so removes the containers).
+fn shared_bench() -> Arc<Bench> {
+    static SHARED: Mutex<Weak<Bench>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bench) = shared.upgrade() {
+        return bench;
+    }
+    let bench = Arc::new(Bench::start(init_and_seed, bench::differing_local));
+    *shared = Arc::downgrade(&bench);
+    bench
+}
+
+/// One test's local Core and AI databases, cloned from the local seed.
+struct Pair {
+    bench: Arc<Bench>,
+    core: String,
+    ai: String,
+}
+
+type Fingerprints = [std::collections::BTreeMap<String, (String, String)>; 2];
+
+impl Pair {
+    fn new(prefix: &str) -> Pair {
+        let bench = shared_bench();
+        let (core, ai) = (format!("{prefix}_core"), format!("{prefix}_ai"));
+        let admin = bench.local.url("postgres");
+        for (name, template) in [(&core, CORE), (&ai, AI)] {
+            query(&admin, &format!("CREATE DATABASE {name} TEMPLATE {template}"));
+        }
+        Pair { bench, core, ai }
+    }
+
+    fn run(&self, command: &str, args: &[&str]) -> Run {
+        let (core, ai) = (self.url(&self.core), self.url(&self.ai));
+        self.bench.run_with(
+            command,
+            args,
+            &[
+                ("DATABASE_URL", core.as_str()),
+                ("AI_DATABASE_URL", ai.as_str()),
+            ],
+        )
+    }
+
+    fn url(&self, dbname: &str) -> String {
+        self.bench.local.url(dbname)
+    }
+
+    fn fingerprints(&self) -> Fingerprints {
+        [
+            fingerprint(&self.url(&self.core)),
+            fingerprint(&self.url(&self.ai)),
+        ]
+    }
+
+    /// This pair's databases on the server other than the two themselves and their snapshots:
+    /// staging or swapped-out copies left behind.
+    fn leftovers(&self) -> String {
+        query(
+            &self.url("postgres"),
+            &format!(
+                "SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database \
+                 WHERE (datname LIKE '{0}%' OR datname LIKE '{1}%') \
+                   AND datname NOT IN ('{0}', '{1}') AND datname NOT LIKE '%\\_snap\\_%'",
+                self.core, self.ai
+            ),
+        )[0][0]
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Changes rows in both databases.
+    fn change_data(&self) {
+        query(
+            &self.url(&self.core),
+            "DELETE FROM market_data_cache WHERE id % 2 = 0; UPDATE users SET full_name = 'changed'",
+        );
+        query(&self.url(&self.ai), "DELETE FROM ai_kb_documents");
+    }
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+#[test]
+fn save_pull_restore_brings_both_databases_back_and_db_restore_undoes_a_pull() {
+    require_docker!();
+    let pair = Pair::new("snap_pull");
+    let saved = pair.fingerprints();
+
+    let run = pair.run("db-snapshot", &["save", "before-pull", "--json"]);
+    ok(&run);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(doc["databases"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["databases"][0]["of"], pair.core.as_str(), "{doc}");
+    let list = pair.run("db-snapshot", &["list"]);
+    ok(&list);
+    assert!(list.stdout.contains("before-pull"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains(&format!("{}_snap_before-pull", pair.ai)),
+        "{}",
+        list.stdout
+    );
+
+    let remote = [
+        fingerprint(&pair.bench.remote.url(CORE)),
+        fingerprint(&pair.bench.remote.url(AI)),
+    ];
+    assert_ne!(saved, remote, "the bench must start with different data");
+    ok(&pair.run("db-pull", &["--yes"]));
+    assert_eq!(pair.fingerprints(), remote);
+
+    let start = Instant::now();
+    let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
+    ok(&run);
+    eprintln!("restore took {:?}", start.elapsed());
+    assert_eq!(pair.fingerprints(), saved);
+    assert_eq!(pair.leftovers(), "");
+    // The snapshot stays, and a second restore from it is the same.
+    ok(&pair.run("db-snapshot", &["restore", "before-pull", "--yes"]));
+    assert_eq!(pair.fingerprints(), saved);
+
+    // db-restore puts back what the last pull overwrote, from the pull's backup.
+    ok(&pair.run("db-pull", &["--yes"]));
+    assert_eq!(pair.fingerprints(), remote);
+    let run = pair.run("db-restore", &["--yes"]);
+    ok(&run);
+    assert!(run.stderr.contains("and checked"), "{}", run.stderr);
+    assert_eq!(pair.fingerprints(), saved);
+    assert_eq!(pair.leftovers(), "");
+    // It backed up what it replaced (the pulled data): now the latest, so db-restore again
+    // brings the pull back.
+    ok(&pair.run("db-restore", &["--yes", "--no-backup"]));
+    assert_eq!(pair.fingerprints(), remote);
+
+    let list = pair.run("db-restore", &["--list", "--keep", "1"]);
+    ok(&list);
+    assert!(list.stdout.contains("removed "), "{}", list.stdout);
+    let core_files = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("local {} ", pair.core)))
+        .count();
+    assert_eq!(core_files, 1, "{}", list.stdout);
+
+    let run = pair.run("db-snapshot", &["delete", "before-pull", "--yes"]);
+    ok(&run);
+    let snapshots = query_one(
+        &pair.url("postgres"),
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}\\_snap\\_%'",
+            pair.core
+        ),
+    );
+    assert_eq!(snapshots, "0");
+}
+
+#[test]
+fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
+    require_docker!();
+    let pair = Pair::new("snap_sessions");
+    let saved = pair.fingerprints();
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+    assert_ne!(changed, saved);
+
+    let holder = std::thread::spawn({
+        let url = pair.url(&pair.ai);
+        move || {
+            let _ = std::panic::catch_unwind(|| {
+                query(&url, "SET application_name = 'the-app'; SELECT pg_sleep(60)")
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("the-app"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--terminate-connections"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pair.fingerprints(), changed);
+
+    let run = pair.run(
+        "db-snapshot",
+        &["restore", "s1", "--yes", "--terminate-connections"],
+    );
+    ok(&run);
+    assert!(run.stderr.contains("ended 1 other session"), "{}", run.stderr);
+    holder.join().unwrap();
+    assert_eq!(pair.fingerprints(), saved);
+}
+
+#[test]
+fn a_snapshot_at_a_revision_this_checkout_lacks_needs_allow_revision_mismatch() {
+    require_docker!();
+    let pair = Pair::new("snap_revision");
+    query(
+        &pair.url(&pair.core),
+        "UPDATE alembic_version SET version_num = 'c9999_from_another_branch'",
+    );
+    let saved = pair.fingerprints();
+    ok(&pair.run("db-snapshot", &["save", "elsewhere"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    let run = pair.run("db-snapshot", &["restore", "elsewhere", "--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("c9999_from_another_branch"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("--allow-revision-mismatch"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(pair.fingerprints(), changed);
+
+    let run = pair.run(
+        "db-snapshot",
+        &["restore", "elsewhere", "--yes", "--allow-revision-mismatch"],
+    );
+    ok(&run);
+    assert_eq!(pair.fingerprints(), saved);
+}
+
+#[test]
+fn a_failed_restore_leaves_both_databases_as_they_were() {
+    require_docker!();
+    let pair = Pair::new("snap_failed");
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    ok(&pair.run("db-snapshot", &["save", "s2"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    // One database's snapshot dropped by hand: refused before anything is touched.
+    query(
+        &pair.url("postgres"),
+        &format!("DROP DATABASE {}_snap_s1", pair.ai),
+    );
+    let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("has no ai database"), "{}", run.stderr);
+    assert_eq!(pair.fingerprints(), changed);
+    let list = pair.run("db-snapshot", &["list"]);
+    assert!(list.stdout.contains("ai: missing"), "{}", list.stdout);
+
+    // The AI snapshot changed after it was saved: Core's copy is built, AI's check fails, and
+    // neither database is replaced.
+    let snap = format!("{}_snap_s2", pair.ai);
+    query(
+        &pair.url("postgres"),
+        &format!("ALTER DATABASE \"{snap}\" ALLOW_CONNECTIONS true"),
+    );
+    query(&pair.url(&snap), "DELETE FROM ai_memories");
+    let run = pair.run("db-snapshot", &["restore", "s2", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("does not hold what its record says"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("public.ai_memories"), "{}", run.stderr);
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+
+    // --keep 0 drops every snapshot of this pair, the incomplete one too.
+    ok(&pair.run("db-snapshot", &["delete", "--keep", "0", "--yes"]));
+    let list = pair.run("db-snapshot", &["list"]);
+    assert!(!list.stdout.contains("s2"), "{}", list.stdout);
+}
