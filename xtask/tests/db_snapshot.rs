@@ -8,7 +8,7 @@ mod support;
 
 use std::{
     sync::{Arc, Mutex, Weak},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bench::{fingerprint, init_and_seed, Bench, AI, CORE};
@@ -42,7 +42,10 @@ impl Pair {
         let (core, ai) = (format!("{prefix}_core"), format!("{prefix}_ai"));
         let admin = bench.local.url("postgres");
         for (name, template) in [(&core, CORE), (&ai, AI)] {
-            query(&admin, &format!("CREATE DATABASE {name} TEMPLATE {template}"));
+            query(
+                &admin,
+                &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            );
         }
         Pair { bench, core, ai }
     }
@@ -101,7 +104,7 @@ fn ok(run: &Run) {
 }
 
 #[test]
-fn save_pull_restore_brings_both_databases_back_and_db_restore_undoes_a_pull() {
+fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
     require_docker!();
     let pair = Pair::new("snap_pull");
     let saved = pair.fingerprints();
@@ -115,41 +118,38 @@ fn save_pull_restore_brings_both_databases_back_and_db_restore_undoes_a_pull() {
     ok(&list);
     assert!(list.stdout.contains("before-pull"), "{}", list.stdout);
     assert!(
-        list.stdout.contains(&format!("{}_snap_before-pull", pair.ai)),
+        list.stdout
+            .contains(&format!("{}_snap_before-pull", pair.ai)),
         "{}",
         list.stdout
     );
 
+    pair.change_data();
+    let changed = pair.fingerprints();
     let remote = [
         fingerprint(&pair.bench.remote.url(CORE)),
         fingerprint(&pair.bench.remote.url(AI)),
     ];
-    assert_ne!(saved, remote, "the bench must start with different data");
+    assert_ne!(changed, remote, "the bench must start with different data");
     ok(&pair.run("db-pull", &["--yes"]));
     assert_eq!(pair.fingerprints(), remote);
 
-    let start = Instant::now();
-    let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
-    ok(&run);
-    eprintln!("restore took {:?}", start.elapsed());
-    assert_eq!(pair.fingerprints(), saved);
-    assert_eq!(pair.leftovers(), "");
-    // The snapshot stays, and a second restore from it is the same.
-    ok(&pair.run("db-snapshot", &["restore", "before-pull", "--yes"]));
-    assert_eq!(pair.fingerprints(), saved);
-
-    // db-restore puts back what the last pull overwrote, from the pull's backup.
-    ok(&pair.run("db-pull", &["--yes"]));
-    assert_eq!(pair.fingerprints(), remote);
+    // db-restore puts back what the pull overwrote, from the pull's backup.
     let run = pair.run("db-restore", &["--yes"]);
     ok(&run);
     assert!(run.stderr.contains("and checked"), "{}", run.stderr);
-    assert_eq!(pair.fingerprints(), saved);
+    assert_eq!(pair.fingerprints(), changed);
     assert_eq!(pair.leftovers(), "");
-    // It backed up what it replaced (the pulled data): now the latest, so db-restore again
-    // brings the pull back.
+    // It backed up what it replaced (the pulled data): now the latest backup, so db-restore
+    // again brings the pull back.
     ok(&pair.run("db-restore", &["--yes", "--no-backup"]));
     assert_eq!(pair.fingerprints(), remote);
+
+    // The snapshot brings both databases back to what they held at save.
+    let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
+    ok(&run);
+    assert_eq!(pair.fingerprints(), saved);
+    assert_eq!(pair.leftovers(), "");
 
     let list = pair.run("db-restore", &["--list", "--keep", "1"]);
     ok(&list);
@@ -187,7 +187,10 @@ fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
         let url = pair.url(&pair.ai);
         move || {
             let _ = std::panic::catch_unwind(|| {
-                query(&url, "SET application_name = 'the-app'; SELECT pg_sleep(60)")
+                query(
+                    &url,
+                    "SET application_name = 'the-app'; SELECT pg_sleep(60)",
+                )
             });
         }
     });
@@ -207,7 +210,11 @@ fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
         &["restore", "s1", "--yes", "--terminate-connections"],
     );
     ok(&run);
-    assert!(run.stderr.contains("ended 1 other session"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ended 1 other session"),
+        "{}",
+        run.stderr
+    );
     holder.join().unwrap();
     assert_eq!(pair.fingerprints(), saved);
 }
@@ -291,4 +298,42 @@ fn a_failed_restore_leaves_both_databases_as_they_were() {
     ok(&pair.run("db-snapshot", &["delete", "--keep", "0", "--yes"]));
     let list = pair.run("db-snapshot", &["list"]);
     assert!(!list.stdout.contains("s2"), "{}", list.stdout);
+}
+
+/// Not a timed test: measures a restore of the seed at scale 10 against a pull of the same data
+/// and prints both (`cargo test -p xtask --test db_snapshot -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_a_restore_against_a_pull_at_scale_10() {
+    require_docker!();
+    let seed_10 = |pg: &support::PgContainer| {
+        let (core, ai) = (pg.url(CORE), pg.url(AI));
+        let env = [
+            ("DATABASE_URL", core.as_str()),
+            ("AI_DATABASE_URL", ai.as_str()),
+        ];
+        ok(&support::run_xtask(&["db-init"], &env));
+        ok(&support::run_xtask(&["seed", "--scale", "10"], &env));
+    };
+    let bench = Bench::start(seed_10, init_and_seed);
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        ok(&bench.run(args[0], &args[1..]));
+        start.elapsed()
+    };
+    // The first pull also builds the cached schema: measured, then a second pull as every
+    // later one runs.
+    let first = timed(&["db-pull", "--yes", "--no-backup"]);
+    let pull = timed(&["db-pull", "--yes", "--no-backup"]);
+    let save = timed(&["db-snapshot", "save", "scale10"]);
+    query(&bench.local.url(CORE), "DELETE FROM market_data_cache");
+    let restore = timed(&["db-snapshot", "restore", "scale10", "--yes"]);
+    let rows = query_one(
+        &bench.local.url(CORE),
+        "SELECT count(*) FROM market_data_cache",
+    );
+    eprintln!(
+        "scale 10 ({rows} market_data_cache rows): first pull {first:.1?}, pull {pull:.1?}, \
+         snapshot save {save:.1?}, snapshot restore {restore:.1?}"
+    );
 }

@@ -6,11 +6,42 @@
 use anyhow::{Context, Result};
 use tokio_postgres::Client;
 
+use super::local_set::LocalSet;
 use crate::{
     ctx::Ctx,
     interrupt,
-    pg::{client, ident::quote_ident, scratch},
+    pg::{
+        client,
+        ident::quote_ident,
+        scratch::{self, ScratchDb},
+    },
 };
+
+/// Swaps `staged` (one staging database per target of `set`, in its order) in: other sessions
+/// refused or ended (`terminate`) once more, right before, then `swap_all`.
+pub fn swap_in_staged(
+    ctx: &Ctx,
+    set: &LocalSet,
+    terminate: bool,
+    staged: Vec<ScratchDb>,
+) -> Result<()> {
+    set.clear_sessions(ctx, terminate, "the swap")?;
+    let replacements: Vec<Replacement> = set
+        .targets
+        .iter()
+        .zip(&staged)
+        .map(|(t, copy)| Replacement {
+            label: t.db.label(),
+            target: t.url.dbname(),
+            staging: copy.name(),
+        })
+        .collect();
+    swap_all(ctx, set.admin(), &replacements)?;
+    for copy in staged {
+        copy.keep();
+    }
+    Ok(())
+}
 
 /// One database to replace: `staging` takes the name `target`.
 pub struct Replacement<'a> {

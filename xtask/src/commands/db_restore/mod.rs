@@ -30,7 +30,7 @@ use crate::{
         backup::{self, backups_dir, file_part},
         local_set::{LocalSet, LocalTarget},
         read_snapshot, staging,
-        swap_all::{swap_all, Replacement},
+        swap_all::swap_in_staged,
     },
 };
 
@@ -141,20 +141,7 @@ impl DbRestore {
             check_restored(ctx, p, copy.url())?;
             staged.push(copy);
         }
-        set.clear_sessions(ctx, self.terminate_connections, "the swap")?;
-        let replacements: Vec<Replacement> = plan
-            .iter()
-            .zip(&staged)
-            .map(|(p, copy)| Replacement {
-                label: p.target.db.label(),
-                target: p.target.url.dbname(),
-                staging: copy.name(),
-            })
-            .collect();
-        swap_all(ctx, admin, &replacements)?;
-        for copy in staged {
-            copy.keep();
-        }
+        swap_in_staged(ctx, &set, self.terminate_connections, staged)?;
         report(ctx, &plan, &taken, false)
     }
 

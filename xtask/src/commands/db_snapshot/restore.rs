@@ -24,7 +24,7 @@ use crate::{
     transfer::{
         local_set::{LocalSet, LocalTarget},
         read_snapshot, staging,
-        swap_all::{swap_all, Replacement},
+        swap_all::swap_in_staged,
     },
 };
 
@@ -109,20 +109,7 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ));
         staged.push(copy);
     }
-    set.clear_sessions(ctx, args.terminate_connections, "the swap")?;
-    let replacements: Vec<Replacement> = plan
-        .iter()
-        .zip(&staged)
-        .map(|(p, copy)| Replacement {
-            label: p.target.db.label(),
-            target: p.target.url.dbname(),
-            staging: copy.name(),
-        })
-        .collect();
-    swap_all(ctx, admin, &replacements)?;
-    for copy in staged {
-        copy.keep();
-    }
+    swap_in_staged(ctx, &set, args.terminate_connections, staged)?;
     report(ctx, &args.name, &plan, false)
 }
 
