@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use bench::{fingerprint, init_and_seed, Bench, AI, CORE};
+use bench::{fingerprint, finish, init_and_seed, wait_for, Bench, AI, CORE};
 use support::{query, query_one, Run};
 
 /// The servers, shared by the tests that run at the same time: the last one to finish drops
@@ -60,6 +60,21 @@ impl Pair {
                 ("AI_DATABASE_URL", ai.as_str()),
             ],
         )
+    }
+
+    /// `run`, started in the background.
+    fn spawn(&self, command: &str, args: &[&str]) -> std::process::Child {
+        let mut cmd = support::xtask();
+        cmd.arg(command).args(args);
+        for (k, v) in self.bench.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("DATABASE_URL", self.url(&self.core))
+            .env("AI_DATABASE_URL", self.url(&self.ai))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     fn url(&self, dbname: &str) -> String {
@@ -298,6 +313,61 @@ fn a_failed_restore_leaves_both_databases_as_they_were() {
     ok(&pair.run("db-snapshot", &["delete", "--keep", "0", "--yes"]));
     let list = pair.run("db-snapshot", &["list"]);
     assert!(!list.stdout.contains("s2"), "{}", list.stdout);
+}
+
+#[test]
+fn ctrl_c_while_a_restore_copies_a_snapshot_leaves_both_databases_as_they_were() {
+    require_docker!();
+    let pair = Pair::new("snap_interrupt");
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    // A transaction that comments on the Core snapshot holds a lock that the restore's copy of
+    // it (CREATE DATABASE ... TEMPLATE) waits for: the restore is held at that step.
+    let snap = format!("{}_snap_s1", pair.core);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let url = xtask::config::DbUrl::parse(&pair.url("postgres")).unwrap();
+        let snap = snap.clone();
+        move || {
+            support::block_on(async {
+                let conn = xtask::pg::client::connect(&url, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                conn.batch_execute(&format!("BEGIN; COMMENT ON DATABASE \"{snap}\" IS NULL"))
+                    .await
+                    .unwrap();
+                released.recv().unwrap();
+                conn.batch_execute("ROLLBACK").await.unwrap();
+            })
+        }
+    });
+    let restore = pair.spawn("db-snapshot", &["restore", "s1", "--yes"]);
+    let admin = pair.url("postgres");
+    wait_for("the restore to wait for the snapshot's lock", 120, || {
+        query_one(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND NOT granted \
+                 AND objid = (SELECT oid FROM pg_database WHERE datname = '{snap}')"
+            ),
+        ) == "1"
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &restore.id().to_string()])
+        .status()
+        .unwrap();
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let run = finish(restore);
+    assert_eq!(run.code, 130, "{}", run.all());
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    assert!(run.stderr.contains("as they were"), "{}", run.stderr);
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+    // The lock went with the interrupted run, and the snapshot is whole.
+    ok(&pair.run("db-snapshot", &["restore", "s1", "--yes"]));
 }
 
 /// Not a timed test: measures a restore of the seed at scale 10 against a pull of the same data

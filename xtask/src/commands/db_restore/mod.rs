@@ -124,24 +124,10 @@ impl DbRestore {
         )?;
         let taken = self.back_up(ctx, &plan)?;
 
-        let admin = set.admin();
-        let mut staged = Vec::new();
-        for p in &plan {
-            interrupt::check("the restore")?;
-            let name = staging::staging_name(&p.target.url);
-            let copy = ScratchDb::create(
-                &ctx.rt,
-                admin,
-                &p.target.url,
-                &name,
-                None,
-                "for the restore",
-            )?;
-            archive::restore_into(tools, &p.file.path, copy.url())?;
-            check_restored(ctx, p, copy.url())?;
-            staged.push(copy);
-        }
-        swap_in_staged(ctx, &set, self.terminate_connections, staged)?;
+        restore_and_swap(ctx, &set, &plan, self.terminate_connections).context(
+            "restoring the backups: the local databases are as they were (the staging copies \
+             were dropped)",
+        )?;
         report(ctx, &plan, &taken, false)
     }
 
@@ -256,6 +242,31 @@ impl DbRestore {
     }
 }
 
+/// Each backup restored into its staging database and checked against the dump, then all
+/// swapped in; a failure drops the staging databases (`ScratchDb`) before the swap, or rolls it
+/// back.
+fn restore_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) -> Result<()> {
+    let tools = ctx.tools()?;
+    let admin = set.admin();
+    let mut staged = Vec::new();
+    for p in plan {
+        interrupt::check("the restore")?;
+        let name = staging::staging_name(&p.target.url);
+        let copy = ScratchDb::create(
+            &ctx.rt,
+            admin,
+            &p.target.url,
+            &name,
+            None,
+            "for the restore",
+        )?;
+        archive::restore_into(tools, &p.file.path, copy.url())?;
+        check_restored(ctx, p, copy.url())?;
+        staged.push(copy);
+    }
+    swap_in_staged(ctx, set, terminate, staged)
+}
+
 /// The restored database holds every table of the dump's list, each with the rows of its data.
 fn check_restored(ctx: &Ctx, p: &Planned, staging: &crate::config::DbUrl) -> Result<()> {
     let restored = ctx
@@ -274,8 +285,7 @@ fn check_restored(ctx: &Ctx, p: &Planned, staging: &crate::config::DbUrl) -> Res
     }
     if !wrong.is_empty() {
         bail!(
-            "the restore of {} into {staging} does not hold what the backup does: {}; the local \
-             databases were not touched",
+            "the restore of {} into {staging} does not hold what the backup does: {}",
             p.file.path.display(),
             wrong.join("; ")
         );

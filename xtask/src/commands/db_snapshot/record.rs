@@ -160,12 +160,9 @@ pub async fn find(admin: &Client, of: &str) -> Result<Vec<SnapshotDb>> {
             }
         })
         .collect();
-    found.sort_by(|a, b| {
-        let key = |s: &SnapshotDb| s.record.as_ref().map(|r| r.created_at.clone());
-        key(b)
-            .is_none()
-            .cmp(&key(a).is_none())
-            .then(key(a).cmp(&key(b)))
+    found.sort_by_key(|s| {
+        let created = s.record.as_ref().map(|r| r.created_at.clone());
+        (created.is_none(), created, s.datname.clone())
     });
     Ok(found)
 }

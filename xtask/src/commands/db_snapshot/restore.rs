@@ -37,7 +37,6 @@ struct Planned<'a> {
 
 pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     let set = LocalSet::lock(ctx, "db-snapshot restore", &ctx.config()?.databases())?;
-    let admin = set.admin();
     let mut plan = Vec::new();
     for target in &set.targets {
         let (snapshot, record) = find_snapshot(ctx, target, &args.name)?;
@@ -76,17 +75,31 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ctx.config()?.yes,
     )?;
 
+    clone_and_swap(ctx, &set, &plan, args.terminate_connections).with_context(|| {
+        format!(
+            "restoring snapshot {}: the local databases are as they were (the staging copies \
+             were dropped)",
+            args.name
+        )
+    })?;
+    report(ctx, &args.name, &plan, false)
+}
+
+/// Each snapshot cloned into its staging database and checked against its record, then all
+/// swapped in; a failure drops the clones (`ScratchDb`) before the swap, or rolls it back.
+fn clone_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) -> Result<()> {
+    let admin = set.admin();
     let mut staged = Vec::new();
-    for p in &plan {
+    for p in plan {
         interrupt::check("the restore")?;
         let label = p.target.db.label();
         let name = staging::staging_name(&p.target.url);
-        let copy = ScratchDb::create(
+        let copy = ScratchDb::copy_of(
             &ctx.rt,
             admin,
             &p.target.url,
             &name,
-            Some(&p.snapshot.datname),
+            &p.snapshot.datname,
             &format!("from the snapshot {}", p.snapshot.datname),
         )?;
         let measured = ctx
@@ -96,7 +109,7 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         if counts != p.record.tables {
             bail!(
                 "the {label} snapshot {} does not hold what its record says ({}); it was changed \
-                 after it was saved. The local databases were not touched",
+                 after it was saved",
                 p.snapshot.datname,
                 count_differences(&p.record, &counts)
             );
@@ -109,8 +122,7 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ));
         staged.push(copy);
     }
-    swap_in_staged(ctx, &set, args.terminate_connections, staged)?;
-    report(ctx, &args.name, &plan, false)
+    swap_in_staged(ctx, set, terminate, staged)
 }
 
 /// The snapshot of `target` named `name`, with its record; a usage error naming what is missing.
@@ -151,6 +163,15 @@ fn check_revisions(ctx: &Ctx, db: Database, record: &SnapshotRecord, allow: bool
         return Ok(());
     };
     let config = AlembicConfig::of(db);
+    // The usual case, a snapshot at this checkout's heads, needs only the cached heads; the
+    // whole history is read (`alembic history`, seconds) for any other revision.
+    let mut heads = crate::migrations::heads(config, &ctx.sh, &backend_dir())?;
+    heads.sort();
+    let mut have = revisions.clone();
+    have.sort();
+    if heads == have {
+        return Ok(());
+    }
     let graph = config.history(&ctx.sh, &backend_dir())?;
     let unknown: Vec<&str> = revisions
         .iter()

@@ -55,12 +55,12 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
     for (t, datname) in set.targets.iter().zip(&datnames) {
         interrupt::check("the snapshot")?;
         let of = t.url.dbname();
-        let snapshot = ScratchDb::create(
+        let snapshot = ScratchDb::copy_of(
             &ctx.rt,
             admin,
             &t.url,
             datname,
-            Some(of),
+            of,
             &format!("as a snapshot of {of} (CREATE DATABASE ... TEMPLATE {of})"),
         )?;
         let measured = ctx
