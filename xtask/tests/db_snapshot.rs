@@ -388,8 +388,11 @@ fn measure_a_restore_against_a_pull_at_scale_10() {
     let bench = Bench::start(seed_10, init_and_seed);
     let timed = |args: &[&str]| {
         let start = std::time::Instant::now();
-        ok(&bench.run(args[0], &args[1..]));
-        start.elapsed()
+        let run = bench.run(args[0], &args[1..]);
+        let took = start.elapsed();
+        ok(&run);
+        eprintln!("$ cargo xtask {}\n{}{}", args.join(" "), run.stderr, run.stdout);
+        took
     };
     // The first pull also builds the cached schema: measured, then a second pull as every
     // later one runs.
@@ -398,6 +401,7 @@ fn measure_a_restore_against_a_pull_at_scale_10() {
     let save = timed(&["db-snapshot", "save", "scale10"]);
     query(&bench.local.url(CORE), "DELETE FROM market_data_cache");
     let restore = timed(&["db-snapshot", "restore", "scale10", "--yes"]);
+    timed(&["db-snapshot", "list"]);
     let rows = query_one(
         &bench.local.url(CORE),
         "SELECT count(*) FROM market_data_cache",
