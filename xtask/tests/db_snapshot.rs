@@ -118,6 +118,14 @@ fn ok(run: &Run) {
     assert_eq!(run.code, 0, "{}", run.all());
 }
 
+/// The run exited with `code` and its stderr says each of `says`.
+fn ended(run: &Run, code: i32, says: &[&str]) {
+    assert_eq!(run.code, code, "{}", run.all());
+    for needle in says {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
     require_docker!();
@@ -211,13 +219,7 @@ fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
     });
     std::thread::sleep(Duration::from_millis(800));
     let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("the-app"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("--terminate-connections"),
-        "{}",
-        run.stderr
-    );
+    ended(&run, 2, &["the-app", "--terminate-connections"]);
     assert_eq!(pair.fingerprints(), changed);
 
     let run = pair.run(
@@ -248,16 +250,10 @@ fn a_snapshot_at_a_revision_this_checkout_lacks_needs_allow_revision_mismatch() 
     let changed = pair.fingerprints();
 
     let run = pair.run("db-snapshot", &["restore", "elsewhere", "--yes"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(
-        run.stderr.contains("c9999_from_another_branch"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("--allow-revision-mismatch"),
-        "{}",
-        run.stderr
+    ended(
+        &run,
+        2,
+        &["c9999_from_another_branch", "--allow-revision-mismatch"],
     );
     assert_eq!(pair.fingerprints(), changed);
 
@@ -284,8 +280,7 @@ fn a_failed_restore_leaves_both_databases_as_they_were() {
         &format!("DROP DATABASE {}_snap_s1", pair.ai),
     );
     let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
-    assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("has no ai database"), "{}", run.stderr);
+    ended(&run, 2, &["has no ai database"]);
     assert_eq!(pair.fingerprints(), changed);
     let list = pair.run("db-snapshot", &["list"]);
     assert!(list.stdout.contains("ai: missing"), "{}", list.stdout);
@@ -299,13 +294,11 @@ fn a_failed_restore_leaves_both_databases_as_they_were() {
     );
     query(&pair.url(&snap), "DELETE FROM ai_memories");
     let run = pair.run("db-snapshot", &["restore", "s2", "--yes"]);
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stderr.contains("does not hold what its record says"),
-        "{}",
-        run.stderr
+    ended(
+        &run,
+        1,
+        &["does not hold what its record says", "public.ai_memories"],
     );
-    assert!(run.stderr.contains("public.ai_memories"), "{}", run.stderr);
     assert_eq!(pair.fingerprints(), changed);
     assert_eq!(pair.leftovers(), "");
 
@@ -361,9 +354,7 @@ fn ctrl_c_while_a_restore_copies_a_snapshot_leaves_both_databases_as_they_were()
     release.send(()).unwrap();
     holder.join().unwrap();
     let run = finish(restore);
-    assert_eq!(run.code, 130, "{}", run.all());
-    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
-    assert!(run.stderr.contains("as they were"), "{}", run.stderr);
+    ended(&run, 130, &["interrupted", "as they were"]);
     assert_eq!(pair.fingerprints(), changed);
     assert_eq!(pair.leftovers(), "");
     // The lock went with the interrupted run, and the snapshot is whole.
@@ -391,7 +382,12 @@ fn measure_a_restore_against_a_pull_at_scale_10() {
         let run = bench.run(args[0], &args[1..]);
         let took = start.elapsed();
         ok(&run);
-        eprintln!("$ cargo xtask {}\n{}{}", args.join(" "), run.stderr, run.stdout);
+        eprintln!(
+            "$ cargo xtask {}\n{}{}",
+            args.join(" "),
+            run.stderr,
+            run.stdout
+        );
         took
     };
     // The first pull also builds the cached schema: measured, then a second pull as every

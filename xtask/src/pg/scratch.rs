@@ -95,7 +95,7 @@ impl<'a> ScratchDb<'a> {
         template: Option<&str>,
         purpose: &str,
     ) -> Result<ScratchDb<'a>> {
-        Self::make(
+        Self::create_with(
             rt,
             admin,
             beside,
@@ -105,27 +105,9 @@ impl<'a> ScratchDb<'a> {
         )
     }
 
-    /// `create`, as a file copy of `template` (`copy_database`): for snapshots and their
-    /// restores.
-    pub fn copy_of(
-        rt: &'a Runtime,
-        admin: &'a Client,
-        beside: &DbUrl,
-        name: &str,
-        template: &str,
-        purpose: &str,
-    ) -> Result<ScratchDb<'a>> {
-        Self::make(
-            rt,
-            admin,
-            beside,
-            name,
-            purpose,
-            copy_database(admin, name, template),
-        )
-    }
-
-    fn make(
+    /// `create` with another way to create it: `create` is this `CREATE DATABASE` future
+    /// (`copy_database` for snapshots and their restores).
+    pub fn create_with(
         rt: &'a Runtime,
         admin: &'a Client,
         beside: &DbUrl,

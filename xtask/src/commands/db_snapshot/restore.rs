@@ -20,7 +20,7 @@ use crate::{
     ctx::Ctx,
     exit::UsageError,
     interrupt,
-    pg::scratch::ScratchDb,
+    pg::scratch::{self, ScratchDb},
     transfer::{
         local_set::{LocalSet, LocalTarget},
         read_snapshot, staging,
@@ -94,13 +94,13 @@ fn clone_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) 
         interrupt::check("the restore")?;
         let label = p.target.db.label();
         let name = staging::staging_name(&p.target.url);
-        let copy = ScratchDb::copy_of(
+        let copy = ScratchDb::create_with(
             &ctx.rt,
             admin,
             &p.target.url,
             &name,
-            &p.snapshot.datname,
             &format!("from the snapshot {}", p.snapshot.datname),
+            scratch::copy_database(admin, &name, &p.snapshot.datname),
         )?;
         let measured = ctx
             .block_on(read_snapshot(copy.url(), ctx.timeout()))

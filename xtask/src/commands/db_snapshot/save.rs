@@ -15,7 +15,11 @@ use crate::{
     ctx::Ctx,
     exit::UsageError,
     interrupt,
-    pg::{client, ident::quote_ident, scratch::ScratchDb},
+    pg::{
+        client,
+        ident::quote_ident,
+        scratch::{self, ScratchDb},
+    },
     transfer::{backup, local_set::LocalSet, read_snapshot},
 };
 
@@ -55,13 +59,13 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
     for (t, datname) in set.targets.iter().zip(&datnames) {
         interrupt::check("the snapshot")?;
         let of = t.url.dbname();
-        let snapshot = ScratchDb::copy_of(
+        let snapshot = ScratchDb::create_with(
             &ctx.rt,
             admin,
             &t.url,
             datname,
-            of,
             &format!("as a snapshot of {of} (CREATE DATABASE ... TEMPLATE {of})"),
+            scratch::copy_database(admin, datname, of),
         )?;
         let measured = ctx
             .block_on(read_snapshot(snapshot.url(), ctx.timeout()))
