@@ -6,6 +6,8 @@ pub mod data_policy;
 pub mod db_init;
 pub mod db_pull;
 pub mod db_push;
+pub mod db_restore;
+pub mod db_snapshot;
 pub mod db_verify;
 pub mod doctor;
 pub mod onboard;
@@ -32,6 +34,10 @@ pub enum Command {
     DbPull(db_pull::DbPull),
     /// Push local -> remote, both databases: schema first, then data, then verify
     DbPush(db_push::DbPush),
+    /// Instant snapshots of both local databases: save, list, restore (both or neither), delete
+    DbSnapshot(db_snapshot::DbSnapshot),
+    /// Restore the backups db-pull/db-push wrote (default: the latest of each local database)
+    DbRestore(db_restore::DbRestore),
     /// Compare two sides: exact row counts, Alembic revisions, schema, optional checksums
     DbVerify(db_verify::DbVerify),
     /// Stamp both Alembic configs at head without migrating, only when the schema matches head
@@ -60,6 +66,8 @@ impl Cli {
         match self.command {
             Command::DbPull(cmd) => cmd.run(ctx),
             Command::DbPush(cmd) => cmd.run(ctx),
+            Command::DbSnapshot(cmd) => cmd.run(ctx),
+            Command::DbRestore(cmd) => cmd.run(ctx),
             Command::DbVerify(cmd) => cmd.run(ctx),
             Command::AlembicStamp(cmd) => cmd.run(ctx),
             Command::AlembicStatus(cmd) => cmd.run(ctx),

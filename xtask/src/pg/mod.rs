@@ -138,6 +138,22 @@ impl PgTools {
         prepared
     }
 
+    /// A tool invocation that connects to no database: pg_restore reading an archive on stdin
+    /// and writing what it holds to stdout (`--list`, or the SQL with `--file=-`).
+    pub fn archive_command(&self, tool: Tool, args: &[&str]) -> PreparedCommand {
+        let tool_args = tool
+            .mandatory_args()
+            .iter()
+            .chain(args)
+            .map(|a| a.to_string());
+        match self {
+            PgTools::Docker(info) => PreparedCommand::new("docker")
+                .args(["exec", "-i", &info.name, tool.program()])
+                .args(tool_args),
+            PgTools::Host => PreparedCommand::new(tool.program()).args(tool_args),
+        }
+    }
+
     /// `pg_dump --version` (or another tool's) where the tools run.
     pub fn tool_version(&self, sh: &Shell, tool: Tool) -> Result<ToolVersion> {
         let prepared = match self {

@@ -62,7 +62,7 @@ pub fn timestamp() -> String {
 }
 
 /// A file name part made of the database name: anything unusual becomes `_`.
-fn file_part(s: &str) -> String {
+pub fn file_part(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

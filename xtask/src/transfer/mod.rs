@@ -25,6 +25,7 @@ pub mod copy;
 pub mod driver;
 pub mod finish;
 pub mod load;
+pub mod local_set;
 pub mod parallel;
 pub mod partitions;
 pub mod progress;
@@ -34,6 +35,7 @@ pub mod sections;
 pub mod selection;
 pub mod source;
 pub mod staging;
+pub mod swap_all;
 pub mod target_schema;
 pub mod uncopyable;
 

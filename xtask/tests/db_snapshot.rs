@@ -1,0 +1,409 @@
+//! `cargo xtask db-snapshot` and `db-restore` in docker mode against real containers. The
+//! servers are shared by the tests of this file (a "remote" seeded by the generator, a "local"
+//! holding different data); each test works on its own pair of local databases, cloned from the
+//! local seed, and reads the data back itself: row counts and content fingerprints computed here.
+
+mod bench;
+mod support;
+
+use std::{
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use bench::{fingerprint, finish, init_and_seed, wait_for, Bench, AI, CORE};
+use support::{query, query_one, Run};
+
+/// The servers, shared by the tests that run at the same time: the last one to finish drops
+/// them (and so removes the containers).
+fn shared_bench() -> Arc<Bench> {
+    static SHARED: Mutex<Weak<Bench>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bench) = shared.upgrade() {
+        return bench;
+    }
+    let bench = Arc::new(Bench::start(init_and_seed, bench::differing_local));
+    *shared = Arc::downgrade(&bench);
+    bench
+}
+
+/// One test's local Core and AI databases, cloned from the local seed.
+struct Pair {
+    bench: Arc<Bench>,
+    core: String,
+    ai: String,
+}
+
+type Fingerprints = [std::collections::BTreeMap<String, (String, String)>; 2];
+
+impl Pair {
+    fn new(prefix: &str) -> Pair {
+        let bench = shared_bench();
+        let (core, ai) = (format!("{prefix}_core"), format!("{prefix}_ai"));
+        let admin = bench.local.url("postgres");
+        for (name, template) in [(&core, CORE), (&ai, AI)] {
+            query(
+                &admin,
+                &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            );
+        }
+        Pair { bench, core, ai }
+    }
+
+    fn run(&self, command: &str, args: &[&str]) -> Run {
+        let (core, ai) = (self.url(&self.core), self.url(&self.ai));
+        self.bench.run_with(
+            command,
+            args,
+            &[
+                ("DATABASE_URL", core.as_str()),
+                ("AI_DATABASE_URL", ai.as_str()),
+            ],
+        )
+    }
+
+    /// `run`, started in the background.
+    fn spawn(&self, command: &str, args: &[&str]) -> std::process::Child {
+        let mut cmd = support::xtask();
+        cmd.arg(command).args(args);
+        for (k, v) in self.bench.env() {
+            cmd.env(k, v);
+        }
+        cmd.env("DATABASE_URL", self.url(&self.core))
+            .env("AI_DATABASE_URL", self.url(&self.ai))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn url(&self, dbname: &str) -> String {
+        self.bench.local.url(dbname)
+    }
+
+    fn fingerprints(&self) -> Fingerprints {
+        [
+            fingerprint(&self.url(&self.core)),
+            fingerprint(&self.url(&self.ai)),
+        ]
+    }
+
+    /// This pair's databases on the server other than the two themselves and their snapshots:
+    /// staging or swapped-out copies left behind.
+    fn leftovers(&self) -> String {
+        query(
+            &self.url("postgres"),
+            &format!(
+                "SELECT coalesce(string_agg(datname, ',' ORDER BY datname), '') FROM pg_database \
+                 WHERE (datname LIKE '{0}%' OR datname LIKE '{1}%') \
+                   AND datname NOT IN ('{0}', '{1}') AND datname NOT LIKE '%\\_snap\\_%'",
+                self.core, self.ai
+            ),
+        )[0][0]
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Changes rows in both databases.
+    fn change_data(&self) {
+        query(
+            &self.url(&self.core),
+            "DELETE FROM market_data_cache WHERE id % 2 = 0; UPDATE users SET full_name = 'changed'",
+        );
+        query(&self.url(&self.ai), "DELETE FROM ai_kb_documents");
+    }
+}
+
+fn ok(run: &Run) {
+    assert_eq!(run.code, 0, "{}", run.all());
+}
+
+/// The run exited with `code` and its stderr says each of `says`.
+fn ended(run: &Run, code: i32, says: &[&str]) {
+    assert_eq!(run.code, code, "{}", run.all());
+    for needle in says {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
+    require_docker!();
+    let pair = Pair::new("snap_pull");
+    let saved = pair.fingerprints();
+
+    let run = pair.run("db-snapshot", &["save", "before-pull", "--json"]);
+    ok(&run);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(doc["databases"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["databases"][0]["of"], pair.core.as_str(), "{doc}");
+    let list = pair.run("db-snapshot", &["list"]);
+    ok(&list);
+    assert!(list.stdout.contains("before-pull"), "{}", list.stdout);
+    assert!(
+        list.stdout
+            .contains(&format!("{}_snap_before-pull", pair.ai)),
+        "{}",
+        list.stdout
+    );
+
+    pair.change_data();
+    let changed = pair.fingerprints();
+    let remote = [
+        fingerprint(&pair.bench.remote.url(CORE)),
+        fingerprint(&pair.bench.remote.url(AI)),
+    ];
+    assert_ne!(changed, remote, "the bench must start with different data");
+    ok(&pair.run("db-pull", &["--yes"]));
+    assert_eq!(pair.fingerprints(), remote);
+
+    // db-restore puts back what the pull overwrote, from the pull's backup.
+    let run = pair.run("db-restore", &["--yes"]);
+    ok(&run);
+    assert!(run.stderr.contains("and checked"), "{}", run.stderr);
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+    // It backed up what it replaced (the pulled data): now the latest backup, so db-restore
+    // again brings the pull back.
+    ok(&pair.run("db-restore", &["--yes", "--no-backup"]));
+    assert_eq!(pair.fingerprints(), remote);
+
+    // The snapshot brings both databases back to what they held at save.
+    let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
+    ok(&run);
+    assert_eq!(pair.fingerprints(), saved);
+    assert_eq!(pair.leftovers(), "");
+
+    let list = pair.run("db-restore", &["--list", "--keep", "1"]);
+    ok(&list);
+    assert!(list.stdout.contains("removed "), "{}", list.stdout);
+    let core_files = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("local {} ", pair.core)))
+        .count();
+    assert_eq!(core_files, 1, "{}", list.stdout);
+
+    let run = pair.run("db-snapshot", &["delete", "before-pull", "--yes"]);
+    ok(&run);
+    let snapshots = query_one(
+        &pair.url("postgres"),
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '{}\\_snap\\_%'",
+            pair.core
+        ),
+    );
+    assert_eq!(snapshots, "0");
+}
+
+#[test]
+fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
+    require_docker!();
+    let pair = Pair::new("snap_sessions");
+    let saved = pair.fingerprints();
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+    assert_ne!(changed, saved);
+
+    let holder = std::thread::spawn({
+        let url = pair.url(&pair.ai);
+        move || {
+            let _ = std::panic::catch_unwind(|| {
+                query(
+                    &url,
+                    "SET application_name = 'the-app'; SELECT pg_sleep(60)",
+                )
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
+    ended(&run, 2, &["the-app", "--terminate-connections"]);
+    assert_eq!(pair.fingerprints(), changed);
+
+    let run = pair.run(
+        "db-snapshot",
+        &["restore", "s1", "--yes", "--terminate-connections"],
+    );
+    ok(&run);
+    assert!(
+        run.stderr.contains("ended 1 other session"),
+        "{}",
+        run.stderr
+    );
+    holder.join().unwrap();
+    assert_eq!(pair.fingerprints(), saved);
+}
+
+#[test]
+fn a_snapshot_at_a_revision_this_checkout_lacks_needs_allow_revision_mismatch() {
+    require_docker!();
+    let pair = Pair::new("snap_revision");
+    query(
+        &pair.url(&pair.core),
+        "UPDATE alembic_version SET version_num = 'c9999_from_another_branch'",
+    );
+    let saved = pair.fingerprints();
+    ok(&pair.run("db-snapshot", &["save", "elsewhere"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    let run = pair.run("db-snapshot", &["restore", "elsewhere", "--yes"]);
+    ended(
+        &run,
+        2,
+        &["c9999_from_another_branch", "--allow-revision-mismatch"],
+    );
+    assert_eq!(pair.fingerprints(), changed);
+
+    let run = pair.run(
+        "db-snapshot",
+        &["restore", "elsewhere", "--yes", "--allow-revision-mismatch"],
+    );
+    ok(&run);
+    assert_eq!(pair.fingerprints(), saved);
+}
+
+#[test]
+fn a_failed_restore_leaves_both_databases_as_they_were() {
+    require_docker!();
+    let pair = Pair::new("snap_failed");
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    ok(&pair.run("db-snapshot", &["save", "s2"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    // One database's snapshot dropped by hand: refused before anything is touched.
+    query(
+        &pair.url("postgres"),
+        &format!("DROP DATABASE {}_snap_s1", pair.ai),
+    );
+    let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
+    ended(&run, 2, &["has no ai database"]);
+    assert_eq!(pair.fingerprints(), changed);
+    let list = pair.run("db-snapshot", &["list"]);
+    assert!(list.stdout.contains("ai: missing"), "{}", list.stdout);
+
+    // The AI snapshot changed after it was saved: Core's copy is built, AI's check fails, and
+    // neither database is replaced.
+    let snap = format!("{}_snap_s2", pair.ai);
+    query(
+        &pair.url("postgres"),
+        &format!("ALTER DATABASE \"{snap}\" ALLOW_CONNECTIONS true"),
+    );
+    query(&pair.url(&snap), "DELETE FROM ai_memories");
+    let run = pair.run("db-snapshot", &["restore", "s2", "--yes"]);
+    ended(
+        &run,
+        1,
+        &["does not hold what its record says", "public.ai_memories"],
+    );
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+
+    // --keep 0 drops every snapshot of this pair, the incomplete one too.
+    ok(&pair.run("db-snapshot", &["delete", "--keep", "0", "--yes"]));
+    let list = pair.run("db-snapshot", &["list"]);
+    assert!(!list.stdout.contains("s2"), "{}", list.stdout);
+}
+
+#[test]
+fn ctrl_c_while_a_restore_copies_a_snapshot_leaves_both_databases_as_they_were() {
+    require_docker!();
+    let pair = Pair::new("snap_interrupt");
+    ok(&pair.run("db-snapshot", &["save", "s1"]));
+    pair.change_data();
+    let changed = pair.fingerprints();
+
+    // A transaction that comments on the Core snapshot holds a lock that the restore's copy of
+    // it (CREATE DATABASE ... TEMPLATE) waits for: the restore is held at that step.
+    let snap = format!("{}_snap_s1", pair.core);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn({
+        let url = xtask::config::DbUrl::parse(&pair.url("postgres")).unwrap();
+        let snap = snap.clone();
+        move || {
+            support::block_on(async {
+                let conn = xtask::pg::client::connect(&url, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                conn.batch_execute(&format!("BEGIN; COMMENT ON DATABASE \"{snap}\" IS NULL"))
+                    .await
+                    .unwrap();
+                released.recv().unwrap();
+                conn.batch_execute("ROLLBACK").await.unwrap();
+            })
+        }
+    });
+    let restore = pair.spawn("db-snapshot", &["restore", "s1", "--yes"]);
+    let admin = pair.url("postgres");
+    wait_for("the restore to wait for the snapshot's lock", 120, || {
+        query_one(
+            &admin,
+            &format!(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'object' AND NOT granted \
+                 AND objid = (SELECT oid FROM pg_database WHERE datname = '{snap}')"
+            ),
+        ) == "1"
+    });
+    std::process::Command::new("kill")
+        .args(["-INT", &restore.id().to_string()])
+        .status()
+        .unwrap();
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let run = finish(restore);
+    ended(&run, 130, &["interrupted", "as they were"]);
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+    // The lock went with the interrupted run, and the snapshot is whole.
+    ok(&pair.run("db-snapshot", &["restore", "s1", "--yes"]));
+}
+
+/// Not a timed test: measures a restore of the seed at scale 10 against a pull of the same data
+/// and prints both (`cargo test -p xtask --test db_snapshot -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_a_restore_against_a_pull_at_scale_10() {
+    require_docker!();
+    let seed_10 = |pg: &support::PgContainer| {
+        let (core, ai) = (pg.url(CORE), pg.url(AI));
+        let env = [
+            ("DATABASE_URL", core.as_str()),
+            ("AI_DATABASE_URL", ai.as_str()),
+        ];
+        ok(&support::run_xtask(&["db-init"], &env));
+        ok(&support::run_xtask(&["seed", "--scale", "10"], &env));
+    };
+    let bench = Bench::start(seed_10, init_and_seed);
+    let timed = |args: &[&str]| {
+        let start = std::time::Instant::now();
+        let run = bench.run(args[0], &args[1..]);
+        let took = start.elapsed();
+        ok(&run);
+        eprintln!(
+            "$ cargo xtask {}\n{}{}",
+            args.join(" "),
+            run.stderr,
+            run.stdout
+        );
+        took
+    };
+    // The first pull also builds the cached schema: measured, then a second pull as every
+    // later one runs.
+    let first = timed(&["db-pull", "--yes", "--no-backup"]);
+    let pull = timed(&["db-pull", "--yes", "--no-backup"]);
+    let save = timed(&["db-snapshot", "save", "scale10"]);
+    query(&bench.local.url(CORE), "DELETE FROM market_data_cache");
+    let restore = timed(&["db-snapshot", "restore", "scale10", "--yes"]);
+    timed(&["db-snapshot", "list"]);
+    let rows = query_one(
+        &bench.local.url(CORE),
+        "SELECT count(*) FROM market_data_cache",
+    );
+    eprintln!(
+        "scale 10 ({rows} market_data_cache rows): first pull {first:.1?}, pull {pull:.1?}, \
+         snapshot save {save:.1?}, snapshot restore {restore:.1?}"
+    );
+}
