@@ -32,6 +32,7 @@ use crate::{
     transfer::{
         self,
         load::LoadMode,
+        phases::Phase,
         selection::check_target_can_hold,
         source::read_source,
         staging::{self, Swap},
@@ -273,7 +274,9 @@ impl Transfer for DbPull {
             .transpose()
             .with_context(|| format!("{label}: starting pg_dump"))?;
         let mut created = None;
-        let built = staging::build(run, p, p.own.lock.client(), &mut created);
+        let built = run.phases.time(Phase::Schema, || {
+            staging::build(run, p, p.own.lock.client(), &mut created)
+        });
         p.own.staging = created;
         let into = built.with_context(|| format!("{label}: building the new copy"))?;
         self.load_and_check(run, p, into, early)
@@ -283,6 +286,7 @@ impl Transfer for DbPull {
     /// Every copy is verified: the staging databases are swapped in.
     fn commit(&self, run: &Run, pulls: &mut [Job<Pulled>]) -> Result<()> {
         interrupt::check("the last checks (nothing was changed)")?;
+        let started = std::time::Instant::now();
         for p in pulls.iter_mut() {
             let Some(staging) = &p.own.staging else {
                 continue;
@@ -303,6 +307,7 @@ impl Transfer for DbPull {
                 p.target.dbname()
             ));
         }
+        run.phases.add(Phase::Swap, started.elapsed());
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
 //! - `load` (and `target_schema`, what it reads of the target): the SQL around the stream;
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
+//!   `phases`: the time each step took, for the end of the run;
 //! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
 //!   swapped in once verified.
 
@@ -21,6 +22,7 @@ pub mod driver;
 pub mod finish;
 pub mod load;
 pub mod parallel;
+pub mod phases;
 pub mod progress;
 pub mod schema_cache;
 pub mod selection;

@@ -23,6 +23,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
+    time::Instant,
 };
 
 use anyhow::{Context, Result};
@@ -117,11 +118,18 @@ pub struct TableProgress {
 pub struct StreamProgress {
     pub tables: Arc<Mutex<Vec<TableProgress>>>,
     pub bytes: Arc<AtomicU64>,
+    /// When the dump's last byte was passed on (what follows is the epilogue: index builds,
+    /// constraints, the row counts' checks, COMMIT).
+    pub data_sent: Arc<Mutex<Option<Instant>>>,
 }
 
 impl StreamProgress {
     pub fn snapshot(&self) -> Vec<TableProgress> {
         self.tables.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn data_sent_at(&self) -> Option<Instant> {
+        self.data_sent.lock().ok().and_then(|at| *at)
     }
 
     fn current(&self) -> Option<QualifiedName> {

@@ -6,6 +6,7 @@ use std::{
     io::{BufWriter, Read, Write},
     process::{Child, ExitStatus},
     sync::atomic::Ordering,
+    time::Instant,
 };
 
 use super::{
@@ -203,6 +204,9 @@ pub(super) fn copy_stream(
     write_or_closed(&mut output, shaper.prologue().as_bytes())?;
 
     let in_copy = relay_dump(&mut input, &mut output, shaper, progress)?;
+    if let Ok(mut sent) = progress.data_sent.lock() {
+        *sent = Some(Instant::now());
+    }
     // Nothing more will come: the COMMIT goes out only for a complete, successful dump.
     let status: ExitStatus = dump
         .wait()
