@@ -8,7 +8,7 @@
 #   scripts/bench.sh
 #
 # Environment:
-#   BENCH_SCALES             scales to run, in order (default "1 10")
+#   BENCH_SCALES             scales to run, in order (default "1 10"; empty: the peers only)
 #   BENCH_RUNBOOK_MAX_SCALE  skip the runbook row above this scale (default: run it at every scale;
 #                            by far the slowest row: 1-2 minutes per scale unit here)
 #   XTASK_BIN                an xtask binary to use (default: `cargo build --release -p xtask`,
@@ -16,6 +16,9 @@
 #   BENCH_REPEAT             rounds of every row but the runbook's, whose median is reported
 #                            (default 3; the runbook's pipeline runs once)
 #   BENCH_KEEP               set: keep the work folder (every row's output, db-pull's logs)
+#   BENCH_PGBENCH_SCALE, BENCH_JOBS, BENCH_BUILD: the peers on pgbench's data, after the scales
+#                            (scripts/bench-peers.sh: pgcopydb, pg_dump -Fd -jN + pg_restore -jN,
+#                            the bare pipe, db-pull, the xtask's cold build and `cargo xtask --help`)
 #
 # Needs Docker and the image pgvector/pgvector:pg17 (scripts/pg-image/build.sh builds it when
 # missing), uv (for Alembic) and GNU time (installed with apt-get when missing). fsync stays on.
@@ -24,7 +27,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 IMAGE=pgvector/pgvector:pg17
-SCALES=${BENCH_SCALES:-1 10}
+SCALES=${BENCH_SCALES-1 10}
 REPEAT=${BENCH_REPEAT:-3}
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench: BENCH_REPEAT=$REPEAT is not a whole number >= 1" >&2; exit 1; }
 PG_USER=sigmasight
@@ -41,9 +44,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; } # start, en
 # --- prerequisites -------------------------------------------------------------------------------
 docker version >/dev/null 2>&1 || die "the Docker engine does not answer"
 command -v uv >/dev/null || die "uv is missing (scripts/test.sh installs it)"
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 if [[ ! -x /usr/bin/time ]]; then
   say "bench: installing GNU time"
-  as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
   as_root apt-get update -q >/dev/null
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null
 fi
@@ -81,7 +84,9 @@ for _ in $(seq 50); do
 done
 [[ -n $port ]] || die "no free port found"
 
-POSTGRES_PASSWORD=$PW docker run -d --rm --name "$container" --network host \
+# The work folder is mounted at its own path: pgcopydb's files, written by the container's tools,
+# are read at the same path by pgcopydb on the host (bench-peers.sh).
+POSTGRES_PASSWORD=$PW docker run -d --rm --name "$container" --network host -v "$work:$work" \
   -e POSTGRES_USER="$PG_USER" -e POSTGRES_PASSWORD -e POSTGRES_DB=sigmasight_db \
   "$IMAGE" postgres -c "port=$port" >/dev/null
 for i in $(seq 240); do
@@ -307,6 +312,9 @@ bench_scale() {
   done
 }
 
+# shellcheck source=scripts/bench-peers.sh
+source "$root/scripts/bench-peers.sh"
+
 # --- the run -------------------------------------------------------------------------------------
 docker_root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || echo /)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -322,6 +330,7 @@ say "$header"
 
 start=$(now)
 for scale in $SCALES; do bench_scale "$scale"; done
+bench_peers
 end=$(now)
 
 ratio() { # time, reference time
@@ -379,6 +388,8 @@ for scale in $SCALES; do
   fi
   echo "  scale $scale: xtask peak RSS $(mb "$peak") MB (the process itself; $(mb "$peak_tree") MB with its children)$(tag 10 "< 50 MB, $(verdict "$peak" '<' $((50 * 1024)))")"
 done
+
+print_peers
 
 echo
 echo "Where db-pull --core-only --no-backup spends its time: its stderr, seconds since its start (the"

@@ -32,8 +32,31 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
         "the bench must start with different data"
     );
 
-    let run = bench.run("db-pull", &["--yes"]);
+    let run = bench.run("db-pull", &["--yes", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
+    // Where the time went: every phase of a full pull with backups, in seconds.
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let phases = report["phases"].as_object().expect("phases in the JSON");
+    let mut names: Vec<&str> = phases.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut all = [
+        "backup",
+        "data",
+        "indexes",
+        "preflight",
+        "schema",
+        "swap",
+        "verify",
+    ];
+    all.sort_unstable();
+    assert_eq!(names, all, "{}", run.stdout);
+    for (name, seconds) in phases {
+        let s = seconds.as_f64().unwrap_or(-1.0);
+        assert!((0.0..600.0).contains(&s), "{name}: {seconds}");
+    }
+    for name in ["preflight", "backup", "schema", "data", "verify", "swap"] {
+        assert!(phases[name].as_f64().unwrap() > 0.0, "{}", run.stdout);
+    }
     // The first pull on this server ran the migrations once, into the kept schema builds.
     assert!(
         run.stderr.contains("kept for the next pulls"),
@@ -82,6 +105,20 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
     // schema instead of running Alembic, and loads on two connections.
     let again = bench.run("db-pull", &["--yes", "--no-backup", "--jobs", "2"]);
     assert_eq!(again.code, 0, "{}", again.all());
+    let phases = again
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("phases: "))
+        .unwrap_or_else(|| panic!("no phases line: {}", again.stderr));
+    assert!(
+        phases.starts_with("phases: preflight ")
+            && phases.contains(", schema ")
+            && phases.contains(", data ")
+            && phases.contains(", indexes ")
+            && phases.ends_with(" s")
+            && !phases.contains("backup"),
+        "{phases}"
+    );
     assert!(
         again.stderr.contains("cloned from xtask_schema_core_"),
         "{}",

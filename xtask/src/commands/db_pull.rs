@@ -32,6 +32,7 @@ use crate::{
     transfer::{
         self,
         load::LoadMode,
+        phases::Phase,
         selection::check_target_can_hold,
         source::read_source,
         staging::{self, Swap},
@@ -274,7 +275,9 @@ impl Transfer for DbPull {
             .transpose()
             .with_context(|| format!("{label}: starting pg_dump"))?;
         let mut created = None;
-        let built = staging::build(run, p, p.own.lock.client(), &mut created);
+        let built = run.phases.time(Phase::Schema, || {
+            staging::build(run, p, p.own.lock.client(), &mut created)
+        });
         p.own.staging = created;
         let built = built.with_context(|| format!("{label}: building the new copy"))?;
         p.post_data = built.post_data;
@@ -286,6 +289,7 @@ impl Transfer for DbPull {
     /// Every copy is verified: the staging databases are swapped in.
     fn commit(&self, run: &Run, pulls: &mut [Job<Pulled>]) -> Result<()> {
         interrupt::check("the last checks (nothing was changed)")?;
+        let started = std::time::Instant::now();
         for p in pulls.iter_mut() {
             let Some(staging) = &p.own.staging else {
                 continue;
@@ -306,6 +310,7 @@ impl Transfer for DbPull {
                 p.target.dbname()
             ));
         }
+        run.phases.add(Phase::Swap, started.elapsed());
         Ok(())
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::{
-    copy::CopyStep, driver::Run, load::LoadMode, selection::Selection, source::SourceRead,
-    SchemaMode,
+    copy::CopyStep, driver::Run, load::LoadMode, phases::Phase, selection::Selection,
+    source::SourceRead, SchemaMode,
 };
 use crate::{
     alembic::AlembicConfig,
@@ -26,6 +26,10 @@ impl CopyStep<'_> {
     /// Verifies the target against the source's snapshot; returns the summary line and the
     /// warnings (already said), or fails listing every problem.
     pub fn verify(&self, run: &Run) -> Result<(String, Vec<String>)> {
+        run.phases.time(Phase::Verify, || self.verify_untimed(run))
+    }
+
+    fn verify_untimed(&self, run: &Run) -> Result<(String, Vec<String>)> {
         let (ctx, copy) = (run.ctx, run.copy);
         let label = self.db.label();
         let heads = (copy.schema == SchemaMode::Migrations).then(|| AlembicHeads {

@@ -72,6 +72,14 @@ impl CopyStep<'_> {
     /// `Ok` means committed (the caller records it, then checks for Ctrl-C). `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
     /// load starts its own dumps and stops this one).
     pub fn load(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let loaded = self.load_untimed(run, early);
+        run.phases.load(started);
+        loaded
+    }
+
+    /// [`CopyStep::load`]; the stream or the parallel load notes when its last row was sent.
+    fn load_untimed(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
         let (ctx, tools, copy) = (run.ctx, run.tools, run.copy);
         let label = self.db.label();
         let jobs = usize::from(copy.jobs);
@@ -174,8 +182,10 @@ impl CopyStep<'_> {
             not_valid_checks,
             post_data: self.post_data,
         };
-        stream::relay_started(dump, &load, &mut shaped, &self.logs.load, progress, None)
-            .map_err(|e| self.name_lock_holders(run, shaped.inner, e))
+        let relayed =
+            stream::relay_started(dump, &load, &mut shaped, &self.logs.load, progress, None);
+        run.phases.data_sent(progress.data_sent_at());
+        relayed.map_err(|e| self.name_lock_holders(run, shaped.inner, e))
     }
 
     /// A load that gave up waiting for a lock (SQLSTATE 55P03, which psql prints as "canceling

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{
     backup::{self, Backup},
     human_bytes,
+    phases::{Phase, Phases},
     source::SourceRead,
     uncopyable, CopyArgs, LoadLogs, Selection,
 };
@@ -32,6 +33,7 @@ pub struct Run<'a> {
     pub command: &'static str,
     /// The time in the names of this run's backups and logs.
     pub stamp: String,
+    pub phases: Phases,
 }
 
 /// One database's copy as it goes: what both commands track, and the command's own state.
@@ -199,6 +201,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     crate::config::timeouts::LOCK_TIMEOUT.get()?;
 
     // 1. Preflight: nothing on a target is touched until every source is read and checked.
+    let preflight_started = std::time::Instant::now();
     let mut endpoints = Vec::new();
     for db in config.databases() {
         let source = config.require_url(T::SOURCE, db)?.clone();
@@ -222,11 +225,14 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
         copy,
         command: T::COMMAND,
         stamp: backup::timestamp(),
+        phases: Phases::default(),
     };
     let mut jobs = Vec::new();
     for (db, source, target) in endpoints {
         jobs.push(transfer.preflight_one(&run, db, source, target)?);
     }
+    run.phases
+        .add(Phase::Preflight, preflight_started.elapsed());
 
     // 2. The plan, and confirmation.
     for job in &jobs {
@@ -238,7 +244,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     }
     if copy.dry_run {
         ctx.say("dry run: nothing was changed");
-        return finish(ctx, transfer, &jobs, true);
+        return finish(ctx, transfer, &jobs, &run.phases, true);
     }
     for job in &jobs {
         if let Some(action) = transfer.action(job) {
@@ -247,6 +253,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     }
 
     // 3. Backups.
+    let backups_started = std::time::Instant::now();
     if !copy.no_backup {
         for job in jobs.iter_mut().filter(|j| transfer.has_backup_to_take(j)) {
             interrupt::check("the backups (nothing was changed)")?;
@@ -268,6 +275,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
             ));
             job.backup = Some(b);
         }
+        run.phases.add(Phase::Backup, backups_started.elapsed());
     }
 
     // 4. The copies, each verified; then the command's commit.
@@ -289,7 +297,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
         }
         return Err(e.context(format!("{} failed\n{state}", T::COMMAND)));
     }
-    finish(ctx, transfer, &jobs, false)
+    finish(ctx, transfer, &jobs, &run.phases, false)
 }
 
 /// The usage error of a source and a target that are one database.
@@ -323,13 +331,21 @@ fn failure_state(command: &str, mut lines: Vec<String>, interrupted: bool) -> St
     lines.join("\n")
 }
 
-/// The result: the `--json` document, or one line per database (none for a dry run).
-fn finish<T: Transfer>(ctx: &Ctx, transfer: &T, jobs: &[Job<T::Own>], dry_run: bool) -> Result<()> {
+/// The result: the `--json` document, or one line per database (none for a dry run) after the
+/// line of the phases' times.
+fn finish<T: Transfer>(
+    ctx: &Ctx,
+    transfer: &T,
+    jobs: &[Job<T::Own>],
+    phases: &Phases,
+    dry_run: bool,
+) -> Result<()> {
     if ctx.out.json {
         let doc = serde_json::json!({
             "command": T::COMMAND,
             "ok": true,
             "dry_run": dry_run,
+            "phases": phases.to_json(),
             "databases": jobs
                 .iter()
                 .map(|j| j.report(transfer.reported(j)))
@@ -337,6 +353,7 @@ fn finish<T: Transfer>(ctx: &Ctx, transfer: &T, jobs: &[Job<T::Own>], dry_run: b
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if !dry_run {
+        ctx.say(phases.line());
         for job in jobs {
             println!("{}", transfer.done_line(job));
         }

@@ -15,6 +15,7 @@
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
 //! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
 //!   and post-data after it, and the roles its policies name;
+//! - `phases`: the time each step took, for the end of the run;
 //! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
 //!   swapped in once verified.
 
@@ -28,6 +29,7 @@ pub mod load;
 pub mod local_set;
 pub mod parallel;
 pub mod partitions;
+pub mod phases;
 pub mod progress;
 pub mod roles;
 pub mod schema_cache;

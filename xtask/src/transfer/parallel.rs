@@ -114,6 +114,7 @@ impl CopyStep<'_> {
             let first = errors.iter().position(|(_, cause)| *cause).unwrap_or(0);
             return Err(errors.swap_remove(first).0);
         }
+        run.phases.data_sent(Some(std::time::Instant::now()));
         crate::interrupt::check("the data load")?;
 
         // Secondary indexes: the biggest tables' first, spread over the connections.

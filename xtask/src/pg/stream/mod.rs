@@ -1,7 +1,7 @@
 //! Streams pg_dump's plain data output into psql, through the xtask: `pg_dump --data-only` ->
-//! relay -> `psql`. The relay reads line by line with a fixed buffer (memory stays flat however
-//! big the tables are), counts each table's rows and bytes for progress, and wraps the stream in
-//! the transaction that makes the load all-or-nothing:
+//! relay -> `psql`. The relay moves COPY data a buffer at a time (`pump.rs`; memory stays flat
+//! however big the tables are), counts each table's rows and bytes exactly (`copy_data.rs`), and
+//! wraps the stream in the transaction that makes the load all-or-nothing:
 //!
 //! - it writes `BEGIN` and the caller's prologue before the first byte of the dump;
 //! - it writes the epilogue and `COMMIT` only after pg_dump has exited 0 and the stream ended
@@ -12,16 +12,18 @@
 //! A `Shaper` may rewrite the COPY headers (upsert loads into temporary tables) and drop other
 //! lines (sequence settings), and writes the prologue and epilogue from what it saw.
 
+mod copy_data;
 mod header;
+mod pump;
 
 use std::{
-    io::{BufRead, BufReader, BufWriter, Write},
     path::{Path, PathBuf},
-    process::{Child, ExitStatus, Stdio},
+    process::{Child, Stdio},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
+    time::Instant,
 };
 
 use anyhow::{Context, Result};
@@ -33,6 +35,11 @@ use crate::pg::{
     PreparedCommand,
 };
 pub use header::CopyHeader;
+use pump::{copy_stream, Stop};
+
+/// The relay's read and write buffers: large enough that a pipe's worth of rows goes through in
+/// one step, small enough that memory stays flat.
+const RELAY_BUFFER: usize = 256 * 1024;
 
 /// What a load does around and inside the dump's stream.
 pub trait Shaper {
@@ -111,11 +118,18 @@ pub struct TableProgress {
 pub struct StreamProgress {
     pub tables: Arc<Mutex<Vec<TableProgress>>>,
     pub bytes: Arc<AtomicU64>,
+    /// When the dump's last byte was passed on (what follows is the epilogue: index builds,
+    /// constraints, the row counts' checks, COMMIT).
+    pub data_sent: Arc<Mutex<Option<Instant>>>,
 }
 
 impl StreamProgress {
     pub fn snapshot(&self) -> Vec<TableProgress> {
         self.tables.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn data_sent_at(&self) -> Option<Instant> {
+        self.data_sent.lock().ok().and_then(|at| *at)
     }
 
     fn current(&self) -> Option<QualifiedName> {
@@ -301,109 +315,4 @@ pub fn relay_started(
         Err(Stop::DumpFailed) => unreachable!("a failed dump is reported above"),
         Err(Stop::Interrupted) => unreachable!("an interrupt is reported above"),
     }
-}
-
-enum Stop {
-    /// psql closed its stdin (it stopped on an error).
-    LoadClosed,
-    /// The dump's output ended in the middle of a COPY block.
-    Truncated,
-    /// pg_dump exited non-zero: no COMMIT was sent.
-    DumpFailed,
-    /// Ctrl-C: no COMMIT was sent.
-    Interrupted,
-    Io(anyhow::Error),
-}
-
-fn write_or_closed(out: &mut impl Write, bytes: &[u8]) -> Result<(), Stop> {
-    out.write_all(bytes).map_err(|e| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => Stop::LoadClosed,
-        _ => Stop::Io(anyhow::Error::new(e).context("writing to psql")),
-    })
-}
-
-fn copy_stream(
-    dump: &mut Child,
-    load: &mut Child,
-    shaper: &mut dyn Shaper,
-    progress: &StreamProgress,
-) -> Result<(), Stop> {
-    let stdout = dump.stdout.take().expect("dump stdout is piped");
-    let stdin = load.stdin.take().expect("load stdin is piped");
-    let mut input = BufReader::with_capacity(256 * 1024, stdout);
-    let mut output = BufWriter::with_capacity(256 * 1024, stdin);
-    write_or_closed(&mut output, b"BEGIN;\n")?;
-    write_or_closed(&mut output, shaper.prologue().as_bytes())?;
-
-    let mut line = Vec::with_capacity(8192);
-    let mut in_copy = false;
-    loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Stop::Io(anyhow::Error::new(e).context("reading pg_dump's output")))?;
-        if n == 0 {
-            break;
-        }
-        progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        if in_copy {
-            let mut tables = progress.tables.lock().expect("progress lock");
-            let current = tables.last_mut().expect("a table is being copied");
-            if line == b"\\.\n" {
-                in_copy = false;
-                current.done = true;
-            } else {
-                current.rows += 1;
-                current.bytes += n as u64;
-            }
-            drop(tables);
-            write_or_closed(&mut output, &line)?;
-            continue;
-        }
-        let text = String::from_utf8_lossy(&line);
-        let trimmed = text.trim_end_matches('\n');
-        if let Some(header) = CopyHeader::parse(trimmed) {
-            let sent = shaper.copy_header(&header, trimmed);
-            progress
-                .tables
-                .lock()
-                .expect("progress lock")
-                .push(TableProgress {
-                    header,
-                    rows: 0,
-                    bytes: 0,
-                    done: false,
-                });
-            in_copy = true;
-            write_or_closed(&mut output, sent.as_bytes())?;
-            write_or_closed(&mut output, b"\n")?;
-        } else if shaper.keep_line(trimmed) {
-            write_or_closed(&mut output, &line)?;
-        }
-    }
-    // Nothing more will come: the COMMIT goes out only for a complete, successful dump.
-    let status: ExitStatus = dump
-        .wait()
-        .map_err(|e| Stop::Io(anyhow::Error::new(e).context("waiting for pg_dump")))?;
-    if !status.success() {
-        drop(output);
-        return Err(Stop::DumpFailed);
-    }
-    if in_copy {
-        drop(output);
-        return Err(Stop::Truncated);
-    }
-    // Ctrl-C may end the tools with exit 0 and a short stream: no COMMIT after an interrupt.
-    if interrupt::interrupted() {
-        drop(output);
-        return Err(Stop::Interrupted);
-    }
-    let loaded = progress.snapshot();
-    write_or_closed(&mut output, shaper.epilogue(&loaded).as_bytes())?;
-    write_or_closed(&mut output, b"COMMIT;\n")?;
-    output.flush().map_err(|e| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => Stop::LoadClosed,
-        _ => Stop::Io(anyhow::Error::new(e).context("writing to psql")),
-    })?;
-    Ok(())
 }
