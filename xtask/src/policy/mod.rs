@@ -7,6 +7,7 @@
 pub mod check;
 pub mod columns;
 pub mod init;
+pub mod mask;
 #[cfg(test)]
 mod tests;
 
