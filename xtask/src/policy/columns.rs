@@ -1,7 +1,7 @@
 //! The columns that this checkout's migrations create, per Alembic config: what the data policy
 //! must classify. They are read from the schema that `alembic upgrade head` builds in a throwaway
 //! database on the local server (as alembic-stamp's check does), and remembered by the migrations'
-//! fingerprint (`migrations`) in `target/xtask-cache/columns-<config>-<fingerprint>.json`, so the
+//! fingerprint (`migrations`) in `target/xtask-cache/columns-v1-<db>-<fingerprint>.json`, so the
 //! pre-commit hook needs no database again until a migration changes.
 
 use std::path::Path;
@@ -24,6 +24,10 @@ use crate::{
 
 /// The throwaway database is the local database's name plus this.
 const SCRATCH_SUFFIX: &str = "_xtask_policy_check";
+
+/// Part of the cache file's name: a change to what is read (`COLUMNS_SQL`, `Column`) changes it,
+/// so a cache written by an older xtask is not read.
+const CACHE_FORMAT: &str = "v1";
 
 /// What a column's type allows a rule to write into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,8 +125,10 @@ pub fn migrations_columns(
         true => migrations::fingerprint(config, backend)?,
         false => None,
     };
-    let cache_file = fingerprint
-        .map(|fp| migrations::cache_dir().join(format!("columns-{}-{fp}.json", db.label())));
+    let cache_file = fingerprint.map(|fp| {
+        let name = format!("columns-{CACHE_FORMAT}-{}-{fp}.json", db.label());
+        migrations::cache_dir().join(name)
+    });
     if let Some(file) = &cache_file {
         if let Ok(text) = std::fs::read_to_string(file) {
             if let Ok(columns) = serde_json::from_str::<Vec<Column>>(&text) {
@@ -130,7 +136,14 @@ pub fn migrations_columns(
             }
         }
     }
-    let (columns, database) = build_and_read(ctx, config, db, backend)?;
+    let (columns, database) = build_and_read(ctx, config, db, backend).with_context(|| {
+        format!(
+            "these migrations' columns are not cached yet, so they are read from a throwaway \
+             database built on the local server ({}; start it with `cd backend && docker \
+             compose up -d`)",
+            config.url_var()
+        )
+    })?;
     if let Some(file) = &cache_file {
         // Best effort, as the heads' cache: a cache that cannot be written only means the next
         // check builds the schema again. A temporary name renamed: a reader never sees half.
@@ -149,14 +162,7 @@ fn build_and_read(
     db: Database,
     backend: &Path,
 ) -> Result<(Vec<Column>, String)> {
-    let local = ctx
-        .config()?
-        .require_url(Side::Local, db)
-        .context(
-            "the migrations' columns are read from a throwaway database built on the local \
-             server (once per set of migrations, then cached)",
-        )?
-        .clone();
+    let local = ctx.config()?.require_url(Side::Local, db)?.clone();
     let name = sibling_name(local.dbname(), SCRATCH_SUFFIX);
     let server = local.with_dbname("postgres");
     let timeout = ctx.timeout();
