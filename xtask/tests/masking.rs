@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::{io::Write, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use support::{query, PgContainer, PASSWORD, USER};
 use xtask::{
@@ -14,7 +14,7 @@ use xtask::{
     pg::ident::QualifiedName,
     policy::{
         columns::{read_columns, Column},
-        mask::{copy_block, masked_select, script, Pads, IPAD_VAR, OPAD_VAR},
+        mask::{copy_commands, masked_select, psql_args, Pads},
         DbKey, Policy, TableKey,
     },
 };
@@ -34,47 +34,36 @@ pw = { fixed = "$2b$12$fixed" }
 notes = "null"
 "#;
 
-fn run_psql(pg: &PgContainer, db: &str, script: &str, pads: &Pads) -> String {
+/// The container's psql with `args`, the pads only in its environment (`PGOPTIONS`), no stdin.
+fn run_psql(pg: &PgContainer, db: &str, args: &[String], pads: &Pads) -> String {
     let port = pg.port.to_string();
-    let mut child = std::process::Command::new("docker")
-        .args([
-            "exec",
-            "-i",
-            "-e",
-            "PGPASSWORD",
-            "-e",
-            IPAD_VAR,
-            "-e",
-            OPAD_VAR,
-        ])
+    let out = std::process::Command::new("docker")
+        .args(["exec", "-e", "PGPASSWORD", "-e", "PGOPTIONS"])
         .arg(&pg.name)
         .args([
             "psql",
-            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
             "-h",
             "127.0.0.1",
             "-p",
             &port,
             "-U",
             USER,
-            "-d",
-            db,
         ])
+        .args(["-d", db])
+        .args(args)
         .env("PGPASSWORD", PASSWORD)
-        .env(IPAD_VAR, &pads.inner)
-        .env(OPAD_VAR, &pads.outer)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .env("PGOPTIONS", pads.pgoptions(None))
+        .stdin(Stdio::null())
+        .output()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    for arg in args {
+        assert!(
+            !arg.contains(&pads.inner[..16]),
+            "a pad on the command line: {arg}"
+        );
+    }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "psql failed: {stderr}");
     assert!(
@@ -137,7 +126,7 @@ fn masked_copy_in_the_exported_snapshot_matches_hmac_and_leaks_nothing() {
             .await
             .unwrap();
         let select = masked_select(&table, &columns, entry).expect("people has masked columns");
-        let text = script(&snapshot, &[copy_block(&table, &columns, &select)]);
+        let text = psql_args(&snapshot, &[copy_commands(&table, &columns, &select)]);
         let first = run_psql(&pg, "sigmasight_db", &text, &pads);
         let second = run_psql(&pg, "sigmasight_db", &text, &pads);
         (first, second)

@@ -2,9 +2,10 @@
 //! `COPY (SELECT <masked expressions> FROM ONLY t) TO STDOUT`, so raw values never leave it.
 //!
 //! No extension is needed on the source: HMAC-SHA256 is written in core SQL from `sha256()`
-//! (PG11+). The key's inner and outer pads are computed here and reach the session through the
-//! environment (`\getenv`, PG15+ psql) and `set_config`, never through a command line nor the
-//! COPY statements' text (which psql may print back with an error).
+//! (PG11+). The key's inner and outer pads are computed here and reach the session as two custom
+//! settings in libpq's `PGOPTIONS` (the environment, `PreparedCommand::secret_env`), never
+//! through a command line nor the statements' text (which psql prints back with an error). So the
+//! whole script is psql `-c` arguments with no secret in them, and psql reads no stdin.
 
 use anyhow::{bail, Result};
 
@@ -13,10 +14,7 @@ use crate::pg::ident::{quote_ident, QualifiedName};
 
 /// The environment variable that holds the masking key.
 pub const KEY_VAR: &str = "XTASK_MASK_KEY";
-/// The variables that carry the key's pads (hex) to psql.
-pub const IPAD_VAR: &str = "XTASK_MASK_IPAD";
-pub const OPAD_VAR: &str = "XTASK_MASK_OPAD";
-/// The session settings the pads are kept in on the source.
+/// The session settings the pads are kept in on the source (set at connection by `PGOPTIONS`).
 const IPAD_SETTING: &str = "xtask.mask_ipad";
 const OPAD_SETTING: &str = "xtask.mask_opad";
 
@@ -57,14 +55,18 @@ impl Pads {
     }
 }
 
-/// The SQL that puts the pads into the session from psql variables `mask_ipad` / `mask_opad`
-/// (set by `\getenv` from [`IPAD_VAR`] / [`OPAD_VAR`]).
-pub fn session_setup() -> String {
-    format!(
-        "\\getenv mask_ipad {IPAD_VAR}\n\\getenv mask_opad {OPAD_VAR}\n\
-         SELECT pg_catalog.set_config('{IPAD_SETTING}', :'mask_ipad', true), \
-         pg_catalog.set_config('{OPAD_SETTING}', :'mask_opad', true) \\g /dev/null\n"
-    )
+impl Pads {
+    /// `PGOPTIONS` that sets both pads in the session, after what the user's own sets.
+    pub fn pgoptions(&self, existing: Option<&str>) -> String {
+        let ours = format!(
+            "-c {IPAD_SETTING}={} -c {OPAD_SETTING}={}",
+            self.inner, self.outer
+        );
+        match existing.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(existing) => format!("{existing} {ours}"),
+            None => ours,
+        }
+    }
 }
 
 /// HMAC-SHA256 (bytea) of `value` (any type, as its text) with the session's key.
@@ -155,30 +157,31 @@ fn psql_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// The psql script lines that print one table as pg_dump would (`COPY ... FROM stdin;`, the
+/// The psql `-c` commands that print one table as pg_dump would (`COPY ... FROM stdin;`, the
 /// rows, `\.`), its rows from `select`.
-pub fn copy_block(table: &QualifiedName, columns: &[Column], select: &str) -> String {
+pub fn copy_commands(table: &QualifiedName, columns: &[Column], select: &str) -> Vec<String> {
     let names: Vec<String> = columns.iter().map(|c| quote_ident(&c.name)).collect();
     let header = format!("COPY {} ({}) FROM stdin;", table.sql(), names.join(", "));
-    format!(
-        "\\qecho {}\nCOPY ({select}) TO STDOUT;\n\\qecho {}\n",
-        psql_quoted(&header),
-        psql_quoted("\\.")
-    )
+    vec![
+        format!("\\qecho {}", psql_quoted(&header)),
+        format!("COPY ({select}) TO STDOUT"),
+        format!("\\qecho {}", psql_quoted("\\.")),
+    ]
 }
 
-/// The whole script: in the source's exported snapshot, the key in the session, each block.
-pub fn script(snapshot: &str, blocks: &[String]) -> String {
-    let mut s = String::from("\\set ON_ERROR_STOP on\n\\set QUIET on\n");
-    s.push_str("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n");
-    s.push_str(&format!(
-        "SET TRANSACTION SNAPSHOT {};\n",
-        literal(snapshot)
-    ));
-    s.push_str(&session_setup());
-    for block in blocks {
-        s.push_str(block);
+/// psql's arguments for the whole copy: in the source's exported snapshot, read-only, each
+/// table's commands in turn (each a `-c`: one request each, in one transaction).
+pub fn psql_args(snapshot: &str, tables: &[Vec<String>]) -> Vec<String> {
+    let mut commands = vec![
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_string(),
+        format!("SET TRANSACTION SNAPSHOT {}", literal(snapshot)),
+    ];
+    commands.extend(tables.iter().flatten().cloned());
+    commands.push("COMMIT".to_string());
+    let mut args = vec!["--no-psqlrc".to_string(), "--quiet".to_string()];
+    for command in commands {
+        args.push("-c".to_string());
+        args.push(command);
     }
-    s.push_str("COMMIT;\n");
-    s
+    args
 }
