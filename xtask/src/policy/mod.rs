@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod columns;
+pub mod dump;
 pub mod gate;
 pub mod init;
 pub mod mask;
