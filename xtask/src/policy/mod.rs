@@ -6,7 +6,10 @@
 
 pub mod check;
 pub mod columns;
+pub mod dump;
+pub mod gate;
 pub mod init;
+pub mod mask;
 #[cfg(test)]
 mod tests;
 

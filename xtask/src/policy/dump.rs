@@ -1,0 +1,104 @@
+//! psql's arguments for a masked pull's data: every selected table as `COPY (SELECT ...) TO
+//! STDOUT` in the source's exported snapshot, masked by the policy, printed in pg_dump's shape so
+//! that the relay (`pg/stream/`) and the load take it as they take pg_dump's. Generated columns
+//! are left out, as pg_dump leaves them out.
+//!
+//! Not yet: partitions (the policy names the partitioned table; its partitions would take its
+//! rules), and the wiring into db-pull (`transfer/copy.rs::start_data_dump`).
+
+use super::{
+    columns::{Column, TypeClass},
+    mask::{copy_commands, masked_select, psql_args},
+    DbKey, Policy, TableKey, TablePolicy,
+};
+use crate::{pg::ident::QualifiedName, verify::catalog::Catalog};
+
+/// What a rule may write into a column of this type (`format_type`'s text, as the catalog has it).
+pub fn type_class(data_type: &str) -> TypeClass {
+    if data_type == "uuid" {
+        TypeClass::Uuid
+    } else if data_type == "text"
+        || data_type.starts_with("character varying")
+        || data_type.starts_with("character(")
+        || data_type == "character"
+    {
+        TypeClass::Text
+    } else {
+        TypeClass::Other
+    }
+}
+
+/// The policy's name of a table: `users` for `public.users`, `schema.table` otherwise.
+pub fn policy_table(table: &QualifiedName) -> String {
+    if table.schema == "public" {
+        table.name.clone()
+    } else {
+        format!("{}.{}", table.schema, table.name)
+    }
+}
+
+/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section)
+/// in the exported `snapshot`.
+pub fn masked_copy_args<'a>(
+    snapshot: &str,
+    catalog: &Catalog,
+    tables: impl IntoIterator<Item = &'a QualifiedName>,
+    policy: &Policy,
+    db: DbKey,
+) -> Vec<String> {
+    let empty = TablePolicy::default();
+    let blocks: Vec<Vec<String>> = tables
+        .into_iter()
+        .filter_map(|name| {
+            let table = catalog.tables.get(name)?;
+            let key = TableKey {
+                db,
+                table: policy_table(name),
+            };
+            let columns: Vec<Column> = table
+                .columns
+                .iter()
+                .filter(|(_, c)| c.generated.is_none())
+                .map(|(column, c)| Column {
+                    table: key.table.clone(),
+                    name: column.clone(),
+                    data_type: c.data_type.clone(),
+                    class: type_class(&c.data_type),
+                    not_null: c.not_null,
+                })
+                .collect();
+            let entry = policy.tables.get(&key).unwrap_or(&empty);
+            let select = masked_select(name, &columns, entry).unwrap_or_else(|| {
+                let list: Vec<String> = columns
+                    .iter()
+                    .map(|c| crate::pg::ident::quote_ident(&c.name))
+                    .collect();
+                format!(
+                    "SELECT {} FROM {}",
+                    list.join(", "),
+                    table.kind.from_clause(name)
+                )
+            });
+            Some(copy_commands(name, &columns, &select))
+        })
+        .collect();
+    psql_args(snapshot, &blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_and_table_names() {
+        assert_eq!(type_class("character varying(255)"), TypeClass::Text);
+        assert_eq!(type_class("character(3)"), TypeClass::Text);
+        assert_eq!(type_class("uuid"), TypeClass::Uuid);
+        assert_eq!(type_class("public.vector(1536)"), TypeClass::Other);
+        assert_eq!(
+            policy_table(&QualifiedName::new("public", "users")),
+            "users"
+        );
+        assert_eq!(policy_table(&QualifiedName::new("app", "t")), "app.t");
+    }
+}
