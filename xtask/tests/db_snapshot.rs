@@ -320,6 +320,7 @@ fn ctrl_c_while_a_restore_copies_a_snapshot_leaves_both_databases_as_they_were()
     // it (CREATE DATABASE ... TEMPLATE) waits for: the restore is held at that step.
     let snap = format!("{}_snap_s1", pair.core);
     let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, holds_lock) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn({
         let url = xtask::config::DbUrl::parse(&pair.url("postgres")).unwrap();
         let snap = snap.clone();
@@ -331,11 +332,14 @@ fn ctrl_c_while_a_restore_copies_a_snapshot_leaves_both_databases_as_they_were()
                 conn.batch_execute(&format!("BEGIN; COMMENT ON DATABASE \"{snap}\" IS NULL"))
                     .await
                     .unwrap();
+                locked.send(()).unwrap();
                 released.recv().unwrap();
                 conn.batch_execute("ROLLBACK").await.unwrap();
             })
         }
     });
+    // The lock is held before the restore starts, so that its copy cannot get there first.
+    holds_lock.recv().unwrap();
     let restore = pair.spawn("db-snapshot", &["restore", "s1", "--yes"]);
     let admin = pair.url("postgres");
     wait_for("the restore to wait for the snapshot's lock", 120, || {
