@@ -45,7 +45,13 @@ impl DatabaseComparison {
     pub fn summary(&self) -> String {
         let db = self.database.label();
         if self.equal {
-            let rows: i64 = self.tables.iter().filter_map(|t| t.left_rows).sum();
+            // Each row once: a partitioned table's rows are its partitions'.
+            let rows: i64 = self
+                .tables
+                .iter()
+                .filter(|t| !t.partitioned)
+                .filter_map(|t| t.left_rows)
+                .sum();
             return format!(
                 "{db}: equal ({} tables, {rows} rows{})",
                 self.tables.len(),

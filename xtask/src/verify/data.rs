@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::Serialize;
 
-use super::catalog::Snapshot;
+use super::catalog::{Snapshot, TableKind};
 use crate::pg::ident::{quote_ident, shown_ident, QualifiedName};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,6 +34,10 @@ pub struct TableComparison {
     pub left_checksum: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub right_checksum: Option<String>,
+    /// A partitioned table: its rows are its partitions', which are listed too, so a total
+    /// leaves it out.
+    #[serde(skip)]
+    pub partitioned: bool,
 }
 
 impl TableComparison {
@@ -152,6 +156,12 @@ pub(super) fn compare_tables(l: &Snapshot, r: &Snapshot) -> Vec<TableComparison>
                 right_rows: rm.map(|m| m.rows),
                 left_checksum: lm.and_then(|m| m.checksum.clone()),
                 right_checksum: rm.and_then(|m| m.checksum.clone()),
+                partitioned: l
+                    .catalog
+                    .tables
+                    .get(name)
+                    .or_else(|| r.catalog.tables.get(name))
+                    .is_some_and(|t| t.kind == TableKind::Partitioned),
             }
         })
         .collect()

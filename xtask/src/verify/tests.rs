@@ -112,6 +112,26 @@ fn compare(l: &Snapshot, r: &Snapshot, h: Option<&AlembicHeads>) -> DatabaseComp
 }
 
 #[test]
+fn a_partitioned_tables_rows_are_counted_once_in_the_summary() {
+    // The same 6 rows listed twice: once under the partitioned parent, once under its partition.
+    let with_parent = |rows| {
+        let mut s = snapshot(rows, "c5");
+        let parent = QualifiedName::new("public", "users_all");
+        let mut table = s.catalog.tables.values().next().unwrap().clone();
+        table.kind = TableKind::Partitioned;
+        s.catalog.tables.insert(parent.clone(), table);
+        let measure = s.measures.tables.values().next().unwrap().clone();
+        s.measures.tables.insert(parent, measure);
+        s
+    };
+    let c = compare(&with_parent(6), &with_parent(6), Some(&heads(&["c5"])));
+    assert_eq!(
+        c.summary(),
+        "core: equal (2 tables, 6 rows, checksums match)"
+    );
+}
+
+#[test]
 fn identical_snapshots_are_equal() {
     let c = compare(
         &snapshot(6, "c5"),
