@@ -9,11 +9,16 @@
 //!   input with the transaction still open: psql exits, the server rolls back, nothing is kept.
 //!   (psql's own `--single-transaction` would COMMIT at end of input, partial data included.)
 //!
+//! A psql that exits 0 after the `COMMIT` was sent has committed the load, even when Ctrl-C came
+//! in between: the relay then returns success and the caller's next interrupt check stops the
+//! command, saying the data was loaded (`outcome.rs` decides, from the tools' statuses).
+//!
 //! A `Shaper` may rewrite the COPY headers (upsert loads into temporary tables) and drop other
 //! lines (sequence settings), and writes the prologue and epilogue from what it saw.
 
 mod copy_data;
 mod header;
+mod outcome;
 mod pump;
 
 use std::{
@@ -35,6 +40,7 @@ use crate::pg::{
     PreparedCommand,
 };
 pub use header::CopyHeader;
+use outcome::{decide, Ended, Outcome};
 use pump::{copy_stream, Stop};
 
 /// The relay's read and write buffers: large enough that a pipe's worth of rows goes through in
@@ -277,13 +283,25 @@ pub fn relay_started(
         .as_ref()
         .map(|t| format!(" while {t} was being loaded"))
         .unwrap_or_default();
-    if interrupt::interrupted() {
-        return Err(failure(format!(
+    let outcome = decide(Ended {
+        interrupted: interrupt::interrupted(),
+        commit_sent: copied.is_ok(),
+        load_ok: load_status.success(),
+        dump_ok: dump_status.success(),
+    });
+    match outcome {
+        // Committed, even if Ctrl-C came after the COMMIT: the caller says the data is loaded,
+        // and its next interrupt check stops the command there.
+        Outcome::Committed => Ok(()),
+        Outcome::InterruptedBeforeCommit => Err(failure(format!(
             "interrupted{at}; no COMMIT was sent, the load was rolled back"
-        )));
-    }
-    if !load_status.success() {
-        return Err(failure(format!(
+        ))),
+        Outcome::InterruptedUnconfirmed => Err(failure(format!(
+            "interrupted{at} while psql ran the load's last statements, before it confirmed the \
+             COMMIT; the load was rolled back (only a COMMIT already running on the server when \
+             psql was stopped would have kept it)"
+        ))),
+        Outcome::LoadFailed => Err(failure(format!(
             "loading into the target failed{at} ({}){}{}",
             describe_status(load_status),
             said(load, load_log),
@@ -292,27 +310,25 @@ pub fn relay_started(
             } else {
                 said(dump, dump_log)
             }
-        )));
-    }
-    if !dump_status.success() {
-        return Err(failure(format!(
+        ))),
+        Outcome::DumpFailed => Err(failure(format!(
             "reading the source failed{at} ({}); the load was rolled back{}",
             describe_status(dump_status),
             said(dump, dump_log)
-        )));
-    }
-    match copied {
-        Ok(()) => Ok(()),
-        Err(Stop::Truncated) => Err(failure(format!(
-            "the source's stream ended inside a table's data{at}; the load was rolled back{}",
-            said(dump, dump_log)
         ))),
-        Err(Stop::LoadClosed) => Err(failure(format!(
-            "psql stopped reading{at} but exited 0; the transaction was not committed{}",
-            said(load, load_log)
-        ))),
-        Err(Stop::Io(e)) => Err(failure(format!("relaying the data failed{at}: {e:#}"))),
-        Err(Stop::DumpFailed) => unreachable!("a failed dump is reported above"),
-        Err(Stop::Interrupted) => unreachable!("an interrupt is reported above"),
+        Outcome::StreamStopped => match copied {
+            Err(Stop::Truncated) => Err(failure(format!(
+                "the source's stream ended inside a table's data{at}; the load was rolled back{}",
+                said(dump, dump_log)
+            ))),
+            Err(Stop::LoadClosed) => Err(failure(format!(
+                "psql stopped reading{at} but exited 0; the transaction was not committed{}",
+                said(load, load_log)
+            ))),
+            Err(Stop::Io(e)) => Err(failure(format!("relaying the data failed{at}: {e:#}"))),
+            Ok(()) => unreachable!("a sent COMMIT is either confirmed or reported above"),
+            Err(Stop::DumpFailed) => unreachable!("a failed dump is reported above"),
+            Err(Stop::Interrupted) => unreachable!("an interrupt is reported above"),
+        },
     }
 }
