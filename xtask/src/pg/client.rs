@@ -253,7 +253,10 @@ pub fn connect_failure(err: &anyhow::Error) -> Option<ConnectFailure> {
 
 pub async fn server_version(client: &Client) -> Result<ToolVersion> {
     let row = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )
         .await
         .context("reading server_version_num")?;
     let num: i32 = row.get(0);

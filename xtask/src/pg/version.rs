@@ -51,6 +51,14 @@ impl ToolVersion {
             text: format!("{major}.{minor}"),
         })
     }
+
+    /// Whether this server rejects `statement`, a setting of pg_dump's header (the line without
+    /// its newline): pg_dump 17 writes `SET transaction_timeout = 0;`, a setting that servers
+    /// before 17 do not know (unrecognized configuration parameter: with ON_ERROR_STOP the whole
+    /// script fails on it, and they have no transaction timeout to turn off).
+    pub fn rejects_dump_setting(&self, statement: &str) -> bool {
+        self.major < 17 && statement.starts_with("SET transaction_timeout = ")
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +73,19 @@ mod tests {
         let v = ToolVersion::parse("psql (PostgreSQL) 18beta1").unwrap();
         assert_eq!((v.major, v.minor), (18, 0));
         assert!(ToolVersion::parse("command not found").is_err());
+    }
+
+    #[test]
+    fn only_transaction_timeout_is_rejected_and_only_before_17() {
+        let server = |num| ToolVersion::from_server_version_num(num).unwrap();
+        for num in [150004, 160009] {
+            assert!(server(num).rejects_dump_setting("SET transaction_timeout = 0;"));
+            assert!(!server(num).rejects_dump_setting("SET lock_timeout = 0;"));
+            assert!(!server(num).rejects_dump_setting("SET statement_timeout = 0;"));
+        }
+        for num in [170000, 170006, 180001] {
+            assert!(!server(num).rejects_dump_setting("SET transaction_timeout = 0;"));
+        }
     }
 
     #[test]

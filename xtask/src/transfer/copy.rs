@@ -254,14 +254,9 @@ pub async fn prepare_load(step: &CopyStep<'_>, timeout: Duration) -> Result<Load
     let schema = TargetSchema::read(&conn, target_url).await?;
     let mut shaper = LoadShaper::new(mode, selection.tables.clone(), schema)?;
     shaper.bound_lock_waits(LOCK_TIMEOUT.get()?);
-    let version: i32 = conn
-        .query_one(
-            "SELECT pg_catalog.current_setting('server_version_num')::int",
-            &[],
-        )
+    let version = client::server_version(&conn)
         .await
-        .with_context(|| format!("reading the server version of {target_url}"))?
-        .get(0);
+        .with_context(|| format!("reading the server version of {target_url}"))?;
     shaper.target_version(version);
     if staging && mode == LoadMode::Replace && !selection.tables.is_empty() {
         let tables: Vec<&QualifiedName> = selection.tables.iter().collect();

@@ -27,6 +27,7 @@ use anyhow::{bail, Result};
 
 use crate::pg::ident::{quote_ident, QualifiedName};
 use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
+use crate::pg::version::ToolVersion;
 
 pub use super::finish::{Finish, SequenceValue};
 pub use super::target_schema::{ForeignKeyDef, IndexDef, SequenceDef, TargetSchema, TriggerDef};
@@ -57,8 +58,8 @@ pub struct LoadShaper {
     holding_rows: Option<BTreeSet<QualifiedName>>,
     /// `SET LOCAL lock_timeout` for the load's transaction (`None`: the server's own setting).
     lock_timeout: Option<Duration>,
-    /// The target is older than PostgreSQL 17: pg_dump 17's `SET transaction_timeout` is dropped.
-    before_17: bool,
+    /// The target server's version, for the settings of pg_dump's stream it rejects.
+    target_version: Option<ToolVersion>,
     /// The sequences set and materialized views refreshed last (see `super::finish`).
     finish: Finish,
 }
@@ -99,7 +100,7 @@ impl LoadShaper {
             rebuild_indexes: false,
             holding_rows: None,
             lock_timeout: None,
-            before_17: false,
+            target_version: None,
             finish: Finish::default(),
         })
     }
@@ -127,10 +128,10 @@ impl LoadShaper {
         self.lock_timeout = Some(timeout.unwrap_or(Duration::ZERO));
     }
 
-    /// The target server's version (`server_version_num`, 150004 for 15.4): below 17 it does not
-    /// know `transaction_timeout`, which pg_dump 17 sets at the start of its output.
-    pub fn target_version(&mut self, server_version_num: i32) {
-        self.before_17 = server_version_num < 170000;
+    /// The target server's version: below 17 it does not know `transaction_timeout`, which
+    /// pg_dump 17 sets at the start of its output ([`ToolVersion::rejects_dump_setting`]).
+    pub fn target_version(&mut self, server: ToolVersion) {
+        self.target_version = Some(server);
     }
 
     /// Ends the load (before COMMIT) with `finish`: sequences set to the source's positions,
@@ -294,10 +295,10 @@ impl Shaper for LoadShaper {
     }
 
     fn keep_line(&mut self, line: &str) -> bool {
-        // PostgreSQL 15 and 16 reject the setting (unrecognized configuration parameter), and
-        // ON_ERROR_STOP ends the load on it; they have no transaction timeout to turn off.
-        if self.before_17 && line == "SET transaction_timeout = 0;" {
-            return false;
+        if let Some(server) = &self.target_version {
+            if server.rejects_dump_setting(line) {
+                return false;
+            }
         }
         // Upsert keeps the target's sequences and moves them past the merged rows at the end;
         // the source's values could be lower than rows the target already has.

@@ -16,24 +16,24 @@ use super::{load::LoadMode, source::SourceRead};
 use crate::{
     config::{timeouts::LOCK_TIMEOUT, DbUrl, Side},
     ctx::Ctx,
-    pg::{client, PgTools, Tool},
+    pg::{client, version::ToolVersion, PgTools, Tool},
 };
 
 /// The source's schema, cut where pg_restore cuts it.
-pub struct SourceSchema {
+struct SourceSchema {
     pre_data: String,
     post_data: String,
 }
 
 /// One target's view of the sections: what it can run, filtered for its version.
-pub struct TargetSql {
-    pub pre_data: String,
-    pub post_data: String,
+struct TargetSql {
+    pre_data: String,
+    post_data: String,
 }
 
 impl SourceSchema {
     /// `pg_dump --section=pre-data` and `--section=post-data` of the source, in its snapshot.
-    pub fn dump(ctx: &Ctx, tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
+    fn dump(ctx: &Ctx, tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
         let section = |name: &str| {
             let mut args = vec![
                 "--no-owner".to_string(),
@@ -58,30 +58,57 @@ impl SourceSchema {
         })
     }
 
-    /// Both sections as `target` (PostgreSQL `server_version_num`) can run them.
-    pub fn for_target(&self, server_version_num: i32) -> TargetSql {
-        let before_17 = server_version_num < 170000;
+    /// Both sections as a `server` of this version can run them.
+    fn for_target(&self, server: &ToolVersion) -> TargetSql {
         TargetSql {
-            pre_data: filtered(&self.pre_data, before_17),
-            post_data: filtered(&self.post_data, before_17),
+            pre_data: filtered(&self.pre_data, server),
+            post_data: filtered(&self.post_data, server),
         }
     }
 }
 
-/// The dump's text without the settings the target must not get: `SET transaction_timeout`
-/// below PostgreSQL 17 (unknown there, and the whole script fails on it), and pg_dump's
+/// The start of a `--schema source` copy: the source's two sections dumped (in its snapshot), the
+/// pre-data section run on `target` now (committed on its own), and the post-data section
+/// returned as the target can run it, for the load's transaction or to run at once.
+pub fn create_pre_data(
+    ctx: &Ctx,
+    tools: &PgTools,
+    source: (&SourceRead, Side),
+    target: (&DbUrl, Side),
+) -> Result<String> {
+    let ((source, source_side), (target, target_side)) = (source, target);
+    let schema = SourceSchema::dump(ctx, tools, source, source_side)?;
+    let server = ctx.block_on(async {
+        let conn = client::connect(target, ctx.timeout()).await?;
+        client::server_version(&conn)
+            .await
+            .with_context(|| format!("reading the server version of {target}"))
+    })?;
+    let sql = schema.for_target(&server);
+    run_section(
+        ctx,
+        tools,
+        target,
+        target_side,
+        "pre-data section (schemas, extensions, types, tables, functions)",
+        &sql.pre_data,
+    )?;
+    Ok(sql.post_data)
+}
+
+/// The dump's text without the settings the target must not get: those the `server` rejects
+/// ([`ToolVersion::rejects_dump_setting`]: `SET transaction_timeout` before 17), and pg_dump's
 /// `SET lock_timeout = 0;`, which inside the load's transaction would lift the load's bound on
 /// lock waits for the post-data statements. Only pg_dump's own header is filtered: the same text
 /// inside a function's body or a comment's literal further down is the source's, and is copied.
-fn filtered(sql: &str, before_17: bool) -> String {
+fn filtered(sql: &str, server: &ToolVersion) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut in_header = true;
     for line in sql.split_inclusive('\n') {
         let statement = line.trim_end();
         in_header = in_header && is_header_line(statement);
         let dropped = in_header
-            && (statement == "SET lock_timeout = 0;"
-                || (before_17 && statement.starts_with("SET transaction_timeout = ")));
+            && (statement == "SET lock_timeout = 0;" || server.rejects_dump_setting(statement));
         if !dropped {
             out.push_str(line);
         }
@@ -97,21 +124,6 @@ fn is_header_line(line: &str) -> bool {
         || line.starts_with("SET ")
         || line.starts_with("SELECT pg_catalog.set_config(")
         || line.starts_with('\\')
-}
-
-/// The target's `server_version_num` (150004 for 15.4).
-pub fn target_version(ctx: &Ctx, target: &DbUrl) -> Result<i32> {
-    ctx.block_on(async {
-        let conn = client::connect(target, ctx.timeout()).await?;
-        let row = conn
-            .query_one(
-                "SELECT pg_catalog.current_setting('server_version_num')::int",
-                &[],
-            )
-            .await
-            .with_context(|| format!("reading the server version of {target}"))?;
-        anyhow::Ok(row.get::<_, i32>(0))
-    })
 }
 
 /// Runs `sql` (a pg_dump section) on `target` through psql, in one transaction.
@@ -162,6 +174,7 @@ mod tests {
 
     #[test]
     fn settings_an_older_target_rejects_are_left_out() {
+        let server = |num| ToolVersion::from_server_version_num(num).unwrap();
         let dump =
             "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET transaction_timeout = 0;\n\
                     CREATE TABLE public.t (x int);\n";
@@ -169,7 +182,7 @@ mod tests {
             pre_data: dump.to_string(),
             post_data: String::new(),
         };
-        let old = schema.for_target(150004).pre_data;
+        let old = schema.for_target(&server(150004)).pre_data;
         assert_eq!(
             old,
             "SET statement_timeout = 0;\nCREATE TABLE public.t (x int);\n"
@@ -180,7 +193,7 @@ mod tests {
             pre_data: body.to_string(),
             post_data: String::new(),
         }
-        .for_target(150004)
+        .for_target(&server(150004))
         .pre_data;
         assert_eq!(
             kept,
@@ -188,7 +201,7 @@ mod tests {
              SET transaction_timeout = 0;\n$$;\n",
             "a procedure's body is the source's: copied whole"
         );
-        let new = schema.for_target(170002).pre_data;
+        let new = schema.for_target(&server(170002)).pre_data;
         assert!(new.contains("SET transaction_timeout = 0;"), "{new}");
         assert!(!new.contains("SET lock_timeout"), "{new}");
     }

@@ -10,9 +10,7 @@ use tokio_postgres::Client;
 
 use super::{
     driver::{Job, Run},
-    roles, schema_cache,
-    sections::{self, SourceSchema},
-    selection, source, SchemaMode,
+    roles, schema_cache, sections, selection, source, SchemaMode,
 };
 use crate::{
     alembic::AlembicConfig,
@@ -122,17 +120,13 @@ fn copy_source_schema<T>(run: &Run, job: &Job<T>, built: &mut Built) -> Result<(
         ));
     }
     built.created_roles = roles;
-    let schema = SourceSchema::dump(ctx, run.tools, &job.source, Side::Remote)?;
-    let sql = schema.for_target(sections::target_version(ctx, url)?);
-    sections::run_section(
+    let post_data = sections::create_pre_data(
         ctx,
         run.tools,
-        url,
-        Side::Local,
-        "pre-data section (schemas, extensions, types, tables, functions)",
-        &sql.pre_data,
+        (&job.source, Side::Remote),
+        (url, Side::Local),
     )?;
-    built.post_data = Some(sql.post_data);
+    built.post_data = Some(post_data);
     Ok(())
 }
 

@@ -11,11 +11,7 @@ use super::Pushed;
 use crate::{
     config::{DbUrl, Side},
     exit::UsageError,
-    transfer::{
-        roles,
-        sections::{self, SourceSchema},
-        Job, Run,
-    },
+    transfer::{roles, sections, Job, Run},
     verify::{self, catalog::Catalog, Change, Field},
 };
 
@@ -84,19 +80,15 @@ fn schema_differences(local: &Catalog, remote: &Catalog) -> Vec<String> {
 /// load's transaction, or run now when the load needs the keys first (upsert).
 pub(super) fn create(run: &Run, p: &mut Job<Pushed>, post_data_after: bool) -> Result<()> {
     let ctx = run.ctx;
-    let schema = SourceSchema::dump(ctx, run.tools, &p.source, Side::Local)?;
-    let sql = schema.for_target(sections::target_version(ctx, &p.target)?);
-    sections::run_section(
+    let post_data = sections::create_pre_data(
         ctx,
         run.tools,
-        &p.target,
-        Side::Remote,
-        "pre-data section (schemas, extensions, types, tables, functions)",
-        &sql.pre_data,
+        (&p.source, Side::Local),
+        (&p.target, Side::Remote),
     )?;
     p.own.schema_created = true;
     if post_data_after {
-        p.post_data = Some(sql.post_data);
+        p.post_data = Some(post_data);
     } else {
         sections::run_section(
             ctx,
@@ -104,7 +96,7 @@ pub(super) fn create(run: &Run, p: &mut Job<Pushed>, post_data_after: bool) -> R
             &p.target,
             Side::Remote,
             "post-data section (indexes, constraints, triggers, policies)",
-            &sql.post_data,
+            &post_data,
         )?;
     }
     Ok(())

@@ -208,12 +208,13 @@ fn only_transaction_timeout_is_dropped_and_only_before_17() {
         "SELECT pg_catalog.setval('public.users_id_seq', 6, true);",
     ];
     let mut shaper = LoadShaper::new(LoadMode::Replace, [users.clone()].into(), schema()).unwrap();
+    let server = |num| crate::pg::version::ToolVersion::from_server_version_num(num).unwrap();
     for version in [170000, 170006, 180001] {
-        shaper.target_version(version);
+        shaper.target_version(server(version));
         assert!(lines.iter().all(|l| shaper.keep_line(l)), "{version}");
     }
     for version in [150004, 160009] {
-        shaper.target_version(version);
+        shaper.target_version(server(version));
         let kept: Vec<&str> = lines
             .iter()
             .copied()
