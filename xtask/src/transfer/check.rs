@@ -230,15 +230,13 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
                 .map(|f| format!("Alembic: {f}")),
         );
     }
-    // Orphans the source has too (a NOT VALID foreign key lets them be) are copied exactly: a
-    // warning. Any other orphan on the target is a loss.
+    // Orphans the source has too (a NOT VALID foreign key lets them be), the same rows by their
+    // referencing keys, are copied exactly: a warning. Any other orphan on the target is a loss.
     for orphan in comparison.orphans.iter().filter(|o| o.side == target) {
-        let in_source = comparison.orphans.iter().any(|o| {
-            o.side != target
-                && o.constraint == orphan.constraint
-                && (&o.schema, &o.table) == (&orphan.schema, &orphan.table)
-                && o.rows == orphan.rows
-        });
+        let in_source = comparison
+            .orphans
+            .iter()
+            .any(|o| o.side != target && o.same_orphans_as(orphan));
         if in_source {
             warnings.push(format!("{orphan}, as in the source"));
         } else {

@@ -58,6 +58,21 @@ pub struct Orphan {
     pub parent_table: String,
     pub parent_columns: Vec<String>,
     pub rows: i64,
+    /// A digest of the orphans' referencing keys (not in the JSON report: it only compares).
+    #[serde(skip)]
+    pub keys_digest: String,
+}
+
+impl Orphan {
+    /// Whether `other` (the other side's) names the same orphans: the same foreign key of the
+    /// same table, as many rows, with the same referencing keys. Equal counts alone are not
+    /// enough: a copy that lost one orphan and gained another would pass for "as in the source".
+    pub fn same_orphans_as(&self, other: &Orphan) -> bool {
+        self.constraint == other.constraint
+            && (&self.schema, &self.table) == (&other.schema, &other.table)
+            && self.rows == other.rows
+            && self.keys_digest == other.keys_digest
+    }
 }
 
 impl fmt::Display for Orphan {
@@ -172,7 +187,7 @@ pub(super) fn orphans(side: &str, snap: &Snapshot) -> Vec<Orphan> {
         .foreign_keys
         .iter()
         .zip(&snap.measures.orphans)
-        .filter(|(_, n)| **n > 0)
+        .filter(|(_, n)| n.rows > 0)
         .map(|(fk, n)| Orphan {
             side: side.to_string(),
             constraint: fk.name.clone(),
@@ -182,7 +197,8 @@ pub(super) fn orphans(side: &str, snap: &Snapshot) -> Vec<Orphan> {
             parent_schema: fk.parent.schema.clone(),
             parent_table: fk.parent.name.clone(),
             parent_columns: fk.parent_columns.clone(),
-            rows: *n,
+            rows: n.rows,
+            keys_digest: n.keys_digest.clone(),
         })
         .collect()
 }
@@ -226,4 +242,38 @@ pub(super) fn sequences(side: &str, snap: &Snapshot) -> (Vec<SequenceBehind>, Ve
         }
     }
     (behind, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orphan(side: &str, rows: i64, keys_digest: &str) -> Orphan {
+        Orphan {
+            side: side.into(),
+            constraint: "child_parent_id_fkey".into(),
+            schema: "public".into(),
+            table: "child".into(),
+            columns: vec!["parent_id".into()],
+            parent_schema: "public".into(),
+            parent_table: "parent".into(),
+            parent_columns: vec!["id".into()],
+            rows,
+            keys_digest: keys_digest.into(),
+        }
+    }
+
+    #[test]
+    fn orphans_are_the_same_only_with_the_same_keys_not_just_as_many() {
+        let source = orphan("remote", 2, "d1");
+        assert!(orphan("local", 2, "d1").same_orphans_as(&source));
+        assert!(
+            !orphan("local", 2, "d2").same_orphans_as(&source),
+            "as many orphans, other keys"
+        );
+        assert!(!orphan("local", 1, "d1").same_orphans_as(&source));
+        let mut other_fk = orphan("local", 2, "d1");
+        other_fk.constraint = "child_other_fkey".into();
+        assert!(!other_fk.same_orphans_as(&source));
+    }
 }

@@ -64,7 +64,10 @@ pub fn count_sql(table: &QualifiedName, kind: TableKind) -> String {
 }
 
 /// Counts the rows whose referencing columns are set but have no parent row (MATCH SIMPLE: a
-/// null in any referencing column exempts the row; MATCH FULL: only all-null rows are exempt).
+/// null in any referencing column exempts the row; MATCH FULL: only all-null rows are exempt),
+/// and digests their referencing keys as [`checksum_sql`] digests rows (the sum of each key's
+/// `ROW(...)::text` hash, whatever the order, in the transaction's pinned text output): two sides
+/// with the same digest have the same orphans, not only as many.
 pub fn orphans_sql(fk: &ForeignKey) -> String {
     let child = quote_ident("xtask_child");
     let parent = quote_ident("xtask_parent");
@@ -103,9 +106,13 @@ pub fn orphans_sql(fk: &ForeignKey) -> String {
     } else {
         format!("{} AND {missing_parent}", not_null.join(" AND "))
     };
+    let key: Vec<String> = fk.columns.iter().map(|c| col(&child, c)).collect();
     format!(
-        "SELECT pg_catalog.count(*) FROM {} AS {child} WHERE {condition}",
-        fk.table_kind.from_clause(&fk.table)
+        "SELECT pg_catalog.count(*), pg_catalog.md5(pg_catalog.count(*)::text || ':' || \
+         COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW({key})::text COLLATE \
+         pg_catalog.\"C\", 0)), 0)::text) FROM {} AS {child} WHERE {condition}",
+        fk.table_kind.from_clause(&fk.table),
+        key = key.join(", "),
     )
 }
 
@@ -127,7 +134,7 @@ enum Job<'p> {
 
 enum Outcome {
     Table(QualifiedName, TableMeasure),
-    Orphans(i64),
+    Orphans(OrphanMeasure),
     Sequence(Option<i64>),
 }
 
@@ -167,7 +174,10 @@ async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> 
                         fk.table
                     )
                 })?;
-            Ok(Outcome::Orphans(row.get(0)))
+            Ok(Outcome::Orphans(OrphanMeasure {
+                rows: row.get(0),
+                keys_digest: row.get(1),
+            }))
         }
         Job::Sequence(seq) => {
             if !seq.checkable() {

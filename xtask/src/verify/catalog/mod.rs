@@ -185,12 +185,20 @@ pub struct TableMeasure {
     pub checksum: Option<String>,
 }
 
+/// One foreign key's orphaned rows: how many, and a digest of their referencing keys
+/// ([`orphans_sql`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrphanMeasure {
+    pub rows: i64,
+    pub keys_digest: String,
+}
+
 /// What one side measured in phase two, from the same snapshot as its catalog.
 #[derive(Clone, Debug, Default)]
 pub struct Measures {
     pub tables: BTreeMap<QualifiedName, TableMeasure>,
     /// Orphaned rows per foreign key, in the order of `Catalog::foreign_keys`.
-    pub orphans: Vec<i64>,
+    pub orphans: Vec<OrphanMeasure>,
     /// The column's max (min for a descending sequence) per checkable sequence, in the order of
     /// `Catalog::sequences`; `None` for an unchecked sequence or an empty column.
     pub sequence_columns: Vec<Option<i64>>,

@@ -60,6 +60,10 @@ fn orphans_follow_the_match_type() {
         simple.contains(r#"FROM ONLY "My Schema"."we""ird.name" AS "xtask_child""#),
         "{simple}"
     );
+    assert!(
+        simple.starts_with(r#"SELECT pg_catalog.count(*), pg_catalog.md5(pg_catalog.count(*)::text || ':' || COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW("xtask_child"."a", "xtask_child"."B")::text COLLATE pg_catalog."C", 0)), 0)::text) FROM "#),
+        "the orphans' referencing keys are digested: {simple}"
+    );
     let full = orphans_sql(&fk(&["a", "b"], &["x", "y"], true));
     assert!(full.contains(r#"("xtask_child"."a" IS NOT NULL OR "xtask_child"."b" IS NOT NULL) AND ("xtask_child"."a" IS NULL OR "xtask_child"."b" IS NULL OR NOT EXISTS"#), "{full}");
 }
