@@ -7,6 +7,7 @@ pub mod config;
 pub mod confirm;
 pub mod ctx;
 pub mod exit;
+pub mod git;
 pub mod interrupt;
 pub mod migrations;
 pub mod pg;

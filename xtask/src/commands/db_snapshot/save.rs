@@ -4,7 +4,6 @@
 //! by this run: the snapshot exists for every database or for none.
 
 use anyhow::{Context, Result};
-use xshell::cmd;
 
 use super::{
     delete, human_bytes, print_json,
@@ -53,7 +52,8 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         args.terminate_connections,
         "a snapshot (CREATE DATABASE ... TEMPLATE)",
     )?;
-    let commit = git_commit(ctx);
+    // The record is still useful without it.
+    let commit = crate::git::head_commit(&ctx.sh, &crate::project_root());
 
     let mut made = Vec::new();
     for (t, datname) in set.targets.iter().zip(&datnames) {
@@ -147,17 +147,4 @@ pub fn revisions_text(revisions: &Option<Vec<String>>) -> String {
         Some(r) if r.is_empty() => "none".to_string(),
         Some(r) => r.join(", "),
     }
-}
-
-/// This checkout's commit, when git and a repository are there (the record is still useful
-/// without it).
-fn git_commit(ctx: &Ctx) -> Option<String> {
-    let root = crate::project_root();
-    cmd!(ctx.sh, "git -C {root} rev-parse HEAD")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }

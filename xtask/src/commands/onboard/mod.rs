@@ -21,7 +21,6 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use xshell::{cmd, Shell};
 
 use crate::{
     commands::{
@@ -151,7 +150,7 @@ pub fn onboard(ctx: &Ctx, root: &Path, env_file: &Path, terminal: bool) -> Resul
         );
     }
 
-    let hooks = git_hooks_path(sh, root);
+    let hooks = crate::git::hooks_path(sh, root);
     let compose = container.compose.as_ref().map(|c| c.join(" "));
     eprintln!("\nonboard: done. What is where:");
     for line in plan::summary_lines(&Summary {
@@ -315,15 +314,4 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
         terminate_connections: false,
     }
     .run(&ctx.with_args(pull_args)?)
-}
-
-/// `git config core.hooksPath` of the checkout, when set.
-fn git_hooks_path(sh: &Shell, root: &Path) -> Option<String> {
-    cmd!(sh, "git -C {root} config --get core.hooksPath")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }
