@@ -278,7 +278,7 @@ pub async fn prepare_load(step: &CopyStep<'_>, timeout: Duration) -> Result<Load
             .filter_map(|i| i.parse::<usize>().ok())
             .filter_map(|i| tables.get(i).map(|t| (*t).clone()))
             .collect();
-        shaper.truncate_only(holding);
+        shaper.truncate_just_these(holding);
     }
     // What the end of the load sets and refreshes, read on the same connection.
     shaper.finish_with(finish::read(step.source, &conn, target_url, selection, mode).await?);

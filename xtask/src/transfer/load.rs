@@ -118,7 +118,7 @@ impl LoadShaper {
 
     /// Replace mode truncates only `holding` (the loaded tables known to hold rows), not every
     /// loaded table.
-    pub fn truncate_only(&mut self, holding: BTreeSet<QualifiedName>) {
+    pub fn truncate_just_these(&mut self, holding: BTreeSet<QualifiedName>) {
         self.holding_rows = Some(holding);
     }
 

@@ -48,13 +48,13 @@ fn replace_truncates_only_the_tables_known_to_hold_rows() {
         pro.contains(r#"TRUNCATE TABLE ONLY "public"."portfolios", ONLY "public"."users";"#),
         "{pro}"
     );
-    shaper.truncate_only([users].into());
+    shaper.truncate_just_these([users].into());
     let pro = shaper.prologue();
     assert!(
         pro.contains(r#"TRUNCATE TABLE ONLY "public"."users";"#),
         "{pro}"
     );
-    shaper.truncate_only(BTreeSet::new());
+    shaper.truncate_just_these(BTreeSet::new());
     assert!(!shaper.prologue().contains("TRUNCATE"));
 }
 
