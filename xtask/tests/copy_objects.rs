@@ -27,16 +27,9 @@ fn a_pull_sets_unowned_sequences_and_refreshes_materialized_views() {
          CREATE MATERIALIZED VIEW public.by_kind AS SELECT kind FROM public.totals WHERE n > 0;",
     );
     query(&pg.url("src_ai"), "CREATE TABLE t (x int)");
-    let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
-    let run = support::run_xtask(
+    let run = support::pull(
+        &pg,
         &[
-            "db-pull",
-            "--yes",
-            "--schema",
-            "source",
-            "--container",
-            &pg.name,
             "--remote-url",
             &pg.url("src"),
             "--remote-ai-url",
@@ -45,10 +38,6 @@ fn a_pull_sets_unowned_sequences_and_refreshes_materialized_views() {
             &pg.url("dst"),
             "--local-ai-url",
             &pg.url("dst_ai"),
-        ],
-        &[
-            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
         ],
     );
     assert_eq!(run.code, 0, "{}", run.all());

@@ -741,16 +741,9 @@ fn awkward_names_and_a_hyphenated_database_copy_exactly() {
            INSERT INTO public."User" SELECT 'k' || g, g FROM generate_series(1, 50) g;"#,
     );
     query(&pg.url("src-ai"), "CREATE TABLE t (x int)");
-    let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
-    let run = support::run_xtask(
+    let run = support::pull(
+        &pg,
         &[
-            "db-pull",
-            "--yes",
-            "--schema",
-            "source",
-            "--container",
-            &pg.name,
             "--remote-url",
             &format!("{}?sslmode=disable", pg.url("src-db")),
             "--remote-ai-url",
@@ -760,10 +753,6 @@ fn awkward_names_and_a_hyphenated_database_copy_exactly() {
             "--local-ai-url",
             &pg.url("dst-ai"),
             "--checksums",
-        ],
-        &[
-            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
         ],
     );
     assert_eq!(run.code, 0, "{}", run.all());
@@ -820,30 +809,12 @@ fn event_triggers_and_foreign_tables_are_refused_by_name_unless_allowed() {
     let dst = pg.url("uncopyable_dst");
     let before = fingerprint(&dst);
     let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
+    let backups = dirs.path().join("b");
     let pull = |extra: &[&str]| {
         let (src, dst) = (pg.url("uncopyable_src"), pg.url("uncopyable_dst"));
-        let mut args = vec![
-            "db-pull",
-            "--yes",
-            "--core-only",
-            "--schema",
-            "source",
-            "--container",
-            &pg.name,
-            "--remote-url",
-            &src,
-            "--local-url",
-            &dst,
-        ];
+        let mut args = vec!["--core-only", "--remote-url", &src, "--local-url", &dst];
         args.extend_from_slice(extra);
-        support::run_xtask(
-            &args,
-            &[
-                ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-                ("XTASK_LOG_DIR", logs.to_str().unwrap()),
-            ],
-        )
+        support::copy_schema_source_in(dirs.path(), "db-pull", &pg, &args)
     };
 
     let run = pull(&[]);

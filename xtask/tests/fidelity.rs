@@ -321,28 +321,7 @@ const REFUSED: &[(&str, &str, &str)] = &[
 ];
 
 fn pull(pg: &PgContainer, src: &str, dst: &str) -> support::Run {
-    let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
-    let (src, dst) = (pg.url(src), pg.url(dst));
-    support::run_xtask(
-        &[
-            "db-pull",
-            "--yes",
-            "--core-only",
-            "--schema",
-            "source",
-            "--container",
-            &pg.name,
-            "--remote-url",
-            &src,
-            "--local-url",
-            &dst,
-        ],
-        &[
-            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
-        ],
-    )
+    support::pull_core(pg, &pg.url(src), &pg.url(dst), &[])
 }
 
 fn verify(pg: &PgContainer) -> support::Run {

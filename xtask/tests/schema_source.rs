@@ -11,7 +11,7 @@ mod support;
 
 use std::sync::{Arc, Mutex, Weak};
 
-use support::{query, query_one, run_xtask, unique, HostCluster, PgContainer, Run};
+use support::{copy_schema_source, query, query_one, unique, HostCluster, PgContainer, Run};
 
 static CONTAINER: Mutex<Weak<PgContainer>> = Mutex::new(Weak::new());
 static CLUSTER: Mutex<Weak<HostCluster>> = Mutex::new(Weak::new());
@@ -43,34 +43,11 @@ fn new_database(admin_url: &str, prefix: &str) -> String {
     name
 }
 
-/// `cargo xtask <command> --yes --schema source <args>` in docker mode, its backups and logs in a
-/// directory of its own.
-fn run_copy(command: &str, pg: &PgContainer, args: &[&str]) -> Run {
-    let dirs = tempfile::TempDir::new().unwrap();
-    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
-    let mut all = vec![
-        command,
-        "--yes",
-        "--schema",
-        "source",
-        "--container",
-        &pg.name,
-    ];
-    all.extend_from_slice(args);
-    run_xtask(
-        &all,
-        &[
-            ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
-            ("XTASK_LOG_DIR", logs.to_str().unwrap()),
-        ],
-    )
-}
-
-/// [`run_copy`] of the Core database only, from `remote` to `local` or back.
+/// [`copy_schema_source`] of the Core database only, from `remote` to `local` or back.
 fn copy(command: &str, pg: &PgContainer, remote: &str, local: &str, extra: &[&str]) -> Run {
     let mut args = vec!["--core-only", "--remote-url", remote, "--local-url", local];
     args.extend_from_slice(extra);
-    run_copy(command, pg, &args)
+    copy_schema_source(command, pg, &args)
 }
 
 /// A table whose policy names a role made for the test, in the database at `url` (the role on
@@ -147,8 +124,7 @@ fn a_pull_copies_rows_that_break_not_valid_constraints_and_adds_only_the_sources
     );
 
     let urls = [&src, &src_ai, &dst, &dst_ai].map(|db| pg.url(db));
-    let run = run_copy(
-        "db-pull",
+    let run = support::pull(
         &pg,
         &[
             "--remote-url",

@@ -14,6 +14,11 @@ use std::{
 
 use xtask::config::DbUrl;
 
+mod copies;
+// Each test binary uses some of these (the module's dead-code allowance does not cover imports).
+#[allow(unused_imports)]
+pub use copies::{copy_schema_source, copy_schema_source_in, pull, pull_core};
+
 pub const IMAGE: &str = "pgvector/pgvector:pg17";
 pub const USER: &str = "sigmasight";
 /// Made up, and full of characters that must be percent-encoded in a URL.
