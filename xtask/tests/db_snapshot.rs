@@ -6,6 +6,9 @@
 mod bench;
 mod support;
 
+#[path = "db_snapshot/interrupts.rs"]
+mod interrupts;
+
 use std::{
     sync::{Arc, Mutex, Weak},
     time::Duration,
@@ -64,6 +67,11 @@ impl Pair {
 
     /// `run`, started in the background.
     fn spawn(&self, command: &str, args: &[&str]) -> std::process::Child {
+        self.command(command, args).spawn().unwrap()
+    }
+
+    /// The command `run` runs, its output piped.
+    fn command(&self, command: &str, args: &[&str]) -> std::process::Command {
         let mut cmd = support::xtask();
         cmd.arg(command).args(args);
         for (k, v) in self.bench.env() {
@@ -71,10 +79,10 @@ impl Pair {
         }
         cmd.env("DATABASE_URL", self.url(&self.core))
             .env("AI_DATABASE_URL", self.url(&self.ai))
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::piped());
+        cmd
     }
 
     fn url(&self, dbname: &str) -> String {

@@ -266,6 +266,7 @@ fn restore_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool
             None,
             "for the restore",
         )?;
+        interrupt::check("the restore")?;
         archive::restore_into(tools, &p.file.path, copy.url())?;
         check_restored(ctx, p, copy.url())?;
         staged.push(copy);

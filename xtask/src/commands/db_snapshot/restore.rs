@@ -110,6 +110,7 @@ fn clone_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) 
             &format!("from the snapshot {}", p.snapshot.datname),
             scratch::copy_database(admin, &name, &p.snapshot.datname),
         )?;
+        interrupt::check("the restore")?;
         let how = check_clone(ctx, admin, p, &copy)?;
         ctx.say(format!(
             "{label}: {name} cloned from {} and checked ({} tables, {} rows: {how})",
