@@ -186,6 +186,14 @@ fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
     // The snapshot brings both databases back to what they held at save.
     let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
     ok(&run);
+    assert_eq!(
+        run.stderr
+            .matches("its files as saved, not written to since")
+            .count(),
+        2,
+        "both snapshots checked without counting their rows: {}",
+        run.stderr
+    );
     assert_eq!(pair.fingerprints(), saved);
     assert_eq!(pair.leftovers(), "");
 

@@ -211,8 +211,14 @@ fn spawn_on(cmd: &PreparedCommand, archive: &Path, stdout: Stdio) -> Result<Chil
         .with_context(|| format!("starting `{cmd}`"))
 }
 
-/// Waits for `child`; an interrupt or a failure is an error naming `what` and stderr's tail.
-fn finish(mut child: Child, cmd: &PreparedCommand, what: &str) -> Result<()> {
+/// Waits for `child` (watched by `watch`); an interrupt or a failure is an error naming `what`
+/// and stderr's tail.
+fn finish(
+    mut child: Child,
+    watch: interrupt::ChildGuard,
+    cmd: &PreparedCommand,
+    what: &str,
+) -> Result<()> {
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
@@ -220,6 +226,9 @@ fn finish(mut child: Child, cmd: &PreparedCommand, what: &str) -> Result<()> {
     let status = child
         .wait()
         .with_context(|| format!("waiting for `{cmd}`"))?;
+    if status.success() {
+        watch.ended();
+    }
     interrupt::check(what)?;
     if !status.success() {
         bail!(
@@ -235,7 +244,7 @@ fn finish(mut child: Child, cmd: &PreparedCommand, what: &str) -> Result<()> {
 pub fn read_toc(tools: &PgTools, archive: &Path) -> Result<ArchiveToc> {
     let cmd = tools.archive_command(Tool::PgRestore, &["--list"]);
     let mut child = spawn_on(&cmd, archive, Stdio::piped())?;
-    let _watch = interrupt::watch(child.id());
+    let watch = interrupt::watch(child.id());
     let mut list = String::new();
     if let Some(mut out) = child.stdout.take() {
         out.read_to_string(&mut list)
@@ -243,6 +252,7 @@ pub fn read_toc(tools: &PgTools, archive: &Path) -> Result<ArchiveToc> {
     }
     finish(
         child,
+        watch,
         &cmd,
         &format!("listing the backup {}", archive.display()),
     )?;
@@ -253,7 +263,7 @@ pub fn read_toc(tools: &PgTools, archive: &Path) -> Result<ArchiveToc> {
 pub fn read_contents(tools: &PgTools, archive: &Path) -> Result<ArchiveSql> {
     let cmd = tools.archive_command(Tool::PgRestore, &["--file=-"]);
     let mut child = spawn_on(&cmd, archive, Stdio::piped())?;
-    let _watch = interrupt::watch(child.id());
+    let watch = interrupt::watch(child.id());
     let out = child.stdout.take().expect("stdout is piped");
     let read = read_sql(BufReader::new(out));
     if read.is_err() {
@@ -264,7 +274,7 @@ pub fn read_contents(tools: &PgTools, archive: &Path) -> Result<ArchiveSql> {
         "reading the tables and rows of the backup {}",
         archive.display()
     );
-    finish(child, &cmd, &what)?;
+    finish(child, watch, &cmd, &what)?;
     read.with_context(|| what)
 }
 
@@ -278,9 +288,10 @@ pub fn restore_into(tools: &PgTools, archive: &Path, staging: &DbUrl) -> Result<
         &["--no-owner", "--single-transaction"],
     );
     let child = spawn_on(&cmd, archive, Stdio::null())?;
-    let _watch = interrupt::watch(child.id());
+    let watch = interrupt::watch(child.id());
     finish(
         child,
+        watch,
         &cmd,
         &format!("restoring {} into {staging}", archive.display()),
     )

@@ -2,8 +2,8 @@
 //! snapshot and record, its Alembic revision against this checkout's history, other sessions),
 //! then each snapshot cloned into a staging database and checked against its record (its files
 //! as saved and no writes since, else its rows counted), then every staging database swapped in,
-//! in one transaction. Until that commit the
-//! local databases are untouched; a failure or Ctrl-C drops the staging databases.
+//! in one transaction. Until that commit the local databases are untouched; a failure or Ctrl-C
+//! drops the staging databases.
 
 use anyhow::{bail, Context, Result};
 use tokio_postgres::Client;

@@ -27,8 +27,10 @@ pub struct RelationFile {
     pub bytes: i64,
 }
 
-/// The files of every relation outside the system schemas of the connected database, by
-/// schema-qualified name (as `format('%I.%I')` writes it).
+/// The files of every user relation of the connected database (their TOAST tables too), by
+/// schema-qualified name (as `format('%I.%I')` writes it). The system catalogs are left out
+/// (oids below 16384, `FirstNormalObjectId`): the shared ones, such as the TOAST table of
+/// `pg_shdescription` that holds the records themselves, change with every snapshot saved.
 pub async fn relation_files(client: &Client) -> Result<BTreeMap<String, RelationFile>> {
     let rows = client
         .query(
@@ -36,7 +38,7 @@ pub async fn relation_files(client: &Client) -> Result<BTreeMap<String, Relation
                     pg_catalog.pg_relation_size(c.oid) \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'm', 't', 'i', 'S') \
+             WHERE c.relkind IN ('r', 'm', 't', 'i', 'S') AND c.oid >= 16384 \
                AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
             &[],
         )
