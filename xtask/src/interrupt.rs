@@ -17,6 +17,8 @@
 //!   the host may not signal it, with `docker exec <container> kill`. The same happens when a
 //!   watched `docker exec` child's guard is dropped, whatever ended the client (a failed psql
 //!   makes the relay kill the pg_dump client): no tool of a finished step runs on in a container.
+//!   A client that exited on its own, successfully, can be handed back (`ChildGuard::ended`):
+//!   its tool has ended, and another run's tool with the same command line is left alone.
 //!
 //! On a terminal, Ctrl-C also reaches the `docker exec` clients, and they exit 0 while their tool
 //! goes on in the container: after an interrupt, a child's success does not mean its step
@@ -100,6 +102,18 @@ pub fn watch(pid: u32) -> ChildGuard {
         }
     }
     ChildGuard(watched)
+}
+
+impl ChildGuard {
+    /// The client exited on its own, successfully, and no Ctrl-C came: a `docker exec` client
+    /// waits for its tool, so the tool has ended, and nothing is looked for in the container when
+    /// the guard goes. (Looked for by its command line, it could be another run's tool: two
+    /// db-restores in one container run the same `pg_restore --list`.)
+    pub fn ended(mut self) {
+        if !interrupted() {
+            self.0.exec = None;
+        }
+    }
 }
 
 impl Drop for ChildGuard {

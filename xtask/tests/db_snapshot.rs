@@ -6,6 +6,9 @@
 mod bench;
 mod support;
 
+#[path = "db_snapshot/interrupts.rs"]
+mod interrupts;
+
 use std::{
     sync::{Arc, Mutex, Weak},
     time::Duration,
@@ -64,6 +67,11 @@ impl Pair {
 
     /// `run`, started in the background.
     fn spawn(&self, command: &str, args: &[&str]) -> std::process::Child {
+        self.command(command, args).spawn().unwrap()
+    }
+
+    /// The command `run` runs, its output piped.
+    fn command(&self, command: &str, args: &[&str]) -> std::process::Command {
         let mut cmd = support::xtask();
         cmd.arg(command).args(args);
         for (k, v) in self.bench.env() {
@@ -71,10 +79,10 @@ impl Pair {
         }
         cmd.env("DATABASE_URL", self.url(&self.core))
             .env("AI_DATABASE_URL", self.url(&self.ai))
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::piped());
+        cmd
     }
 
     fn url(&self, dbname: &str) -> String {
@@ -148,6 +156,13 @@ fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
     );
 
     pair.change_data();
+    // A name that `pg_restore --list` prints unquoted (spaces, quotes, a dot): db-restore reads
+    // the dump's tables from its SQL, and checks this one like any other.
+    query(
+        &pair.url(&pair.core),
+        "CREATE SCHEMA \"my schema\"; CREATE TABLE \"my schema\".\"order \"\"items\"\".x\" (id int); \
+         INSERT INTO \"my schema\".\"order \"\"items\"\".x\" VALUES (1), (2)",
+    );
     let changed = pair.fingerprints();
     let remote = [
         fingerprint(&pair.bench.remote.url(CORE)),
@@ -171,6 +186,14 @@ fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
     // The snapshot brings both databases back to what they held at save.
     let run = pair.run("db-snapshot", &["restore", "before-pull", "--yes"]);
     ok(&run);
+    assert_eq!(
+        run.stderr
+            .matches("its files as saved, not written to since")
+            .count(),
+        2,
+        "both snapshots checked without counting their rows: {}",
+        run.stderr
+    );
     assert_eq!(pair.fingerprints(), saved);
     assert_eq!(pair.leftovers(), "");
 
@@ -218,8 +241,9 @@ fn a_restore_refuses_other_sessions_by_name_and_ends_them_on_request() {
         }
     });
     std::thread::sleep(Duration::from_millis(800));
+    // Refused by a check of the databases' state: exit 1, as db-pull's refusal of other sessions.
     let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
-    ended(&run, 2, &["the-app", "--terminate-connections"]);
+    ended(&run, 1, &["the-app", "--terminate-connections"]);
     assert_eq!(pair.fingerprints(), changed);
 
     let run = pair.run(
@@ -252,7 +276,7 @@ fn a_snapshot_at_a_revision_this_checkout_lacks_needs_allow_revision_mismatch() 
     let run = pair.run("db-snapshot", &["restore", "elsewhere", "--yes"]);
     ended(
         &run,
-        2,
+        1,
         &["c9999_from_another_branch", "--allow-revision-mismatch"],
     );
     assert_eq!(pair.fingerprints(), changed);
@@ -280,27 +304,49 @@ fn a_failed_restore_leaves_both_databases_as_they_were() {
         &format!("DROP DATABASE {}_snap_s1", pair.ai),
     );
     let run = pair.run("db-snapshot", &["restore", "s1", "--yes"]);
-    ended(&run, 2, &["has no ai database"]);
+    ended(&run, 1, &["has no ai database"]);
+    // A name no database has is a usage error.
+    let run = pair.run("db-snapshot", &["restore", "s9", "--yes"]);
+    ended(&run, 2, &["there is no snapshot named s9"]);
     assert_eq!(pair.fingerprints(), changed);
     let list = pair.run("db-snapshot", &["list"]);
     assert!(list.stdout.contains("ai: missing"), "{}", list.stdout);
 
-    // The AI snapshot changed after it was saved: Core's copy is built, AI's check fails, and
-    // neither database is replaced.
+    // The AI snapshot changed after it was saved, and closed again: its write count says so, its
+    // rows are counted, Core's copy is built, AI's check fails, and neither database is
+    // replaced. Then the same with the snapshot left open.
     let snap = format!("{}_snap_s2", pair.ai);
-    query(
-        &pair.url("postgres"),
-        &format!("ALTER DATABASE \"{snap}\" ALLOW_CONNECTIONS true"),
-    );
+    let open = |allow: bool| {
+        query(
+            &pair.url("postgres"),
+            &format!("ALTER DATABASE \"{snap}\" ALLOW_CONNECTIONS {allow}"),
+        );
+    };
+    open(true);
     query(&pair.url(&snap), "DELETE FROM ai_memories");
-    let run = pair.run("db-snapshot", &["restore", "s2", "--yes"]);
-    ended(
-        &run,
-        1,
-        &["does not hold what its record says", "public.ai_memories"],
-    );
-    assert_eq!(pair.fingerprints(), changed);
-    assert_eq!(pair.leftovers(), "");
+    for still_open in [false, true] {
+        open(still_open);
+        let run = pair.run("db-snapshot", &["restore", "s2", "--yes"]);
+        ended(
+            &run,
+            1,
+            &["does not hold what its record says", "public.ai_memories"],
+        );
+        let why = if still_open {
+            "opened to connections"
+        } else {
+            "its write count is"
+        };
+        assert!(run.stderr.contains(why), "{why}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("its files as saved, not written to since"),
+            "Core's snapshot is checked without counting: {}",
+            run.stderr
+        );
+        assert_eq!(pair.fingerprints(), changed);
+        assert_eq!(pair.leftovers(), "");
+    }
 
     // --keep 0 drops every snapshot of this pair, the incomplete one too.
     ok(&pair.run("db-snapshot", &["delete", "--keep", "0", "--yes"]));

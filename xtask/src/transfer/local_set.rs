@@ -69,7 +69,7 @@ impl LocalSet {
         self.targets[0].url.with_dbname("postgres")
     }
 
-    /// Other sessions on the databases: refused by name, or ended with `terminate`
+    /// Other sessions on the databases: refused by name (exit 1), or ended with `terminate`
     /// (`--terminate-connections`). `why` completes "... needs them gone: " in the refusal.
     pub fn clear_sessions(&self, ctx: &Ctx, terminate: bool, why: &str) -> Result<()> {
         ctx.block_on(async {
@@ -101,12 +101,13 @@ impl LocalSet {
             if busy.is_empty() {
                 return Ok(());
             }
-            Err(UsageError::new(format!(
+            // A refusal by a check of the databases' state, not of the command line: exit 1, as
+            // db-pull's own refusal of other sessions.
+            anyhow::bail!(
                 "{why} needs the local databases free of other sessions; in use: {}. Stop the app \
                  (and any psql) using them, or pass --terminate-connections; nothing was changed",
                 busy.join("; ")
-            ))
-            .into())
+            )
         })
     }
 }

@@ -74,6 +74,8 @@ pub fn swap_all(ctx: &Ctx, admin: &Client, replacements: &[Replacement]) -> Resu
                 }
                 rename(admin, r.staging, r.target).await?;
             }
+            // A Ctrl-C while a rename waited for a lock: rolled back, not committed.
+            interrupt::check("the swap")?;
             admin
                 .batch_execute("COMMIT")
                 .await

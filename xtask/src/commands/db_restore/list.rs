@@ -25,7 +25,7 @@ pub fn list(ctx: &Ctx, keep: Option<usize>) -> Result<()> {
     for b in &all {
         let holds = match &tools {
             Ok(tools) => archive::read_toc(tools, &b.path)
-                .map(|toc| (toc.tables.len(), toc.with_data.len()))
+                .map(|toc| (toc.tables, toc.with_data))
                 .map_err(|e| format!("{e:#}")),
             Err(e) => Err(format!("{e:#}")),
         };

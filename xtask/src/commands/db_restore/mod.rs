@@ -1,6 +1,7 @@
 //! `cargo xtask db-restore [BACKUP]`: puts back a backup that db-pull wrote under `backups/` (the
 //! default: the latest of each local database). Everything is read before anything is touched:
-//! the dump's own table list (`pg_restore --list`) and the rows of its data (`archive.rs`). Then
+//! the dump's own tables (`pg_restore --list` and its SQL) and the rows of its data
+//! (`archive.rs`). Then
 //! a backup of what is there now, the restore into a staging database, its tables and row counts
 //! checked against the dump's, and one swap of every restored database (`transfer/swap_all.rs`).
 //! Until that commit the local databases are untouched. `--list` shows the backups
@@ -77,34 +78,39 @@ impl DbRestore {
         let mut plan = Vec::new();
         for (target, (_, file)) in set.targets.iter().zip(chosen) {
             let toc = archive::read_toc(tools, &file.path)?;
-            let rows = archive::count_rows(tools, &file.path)?;
-            let without_data: Vec<String> = toc
-                .with_data
-                .iter()
-                .filter(|t| !rows.contains_key(t))
-                .map(ToString::to_string)
-                .collect();
-            if !without_data.is_empty() {
+            let contents = archive::read_contents(tools, &file.path)?;
+            if contents.rows.len() != toc.with_data {
                 bail!(
-                    "the backup {} lists data for {} but holds none: it is damaged; nothing was \
-                     changed",
+                    "the backup {} lists data for {} tables but holds data for {}: it is \
+                     damaged; nothing was changed",
                     file.path.display(),
-                    without_data.join(", ")
+                    toc.with_data,
+                    contents.rows.len()
                 );
             }
+            if contents.tables.len() != toc.tables {
+                bail!(
+                    "the backup {} lists {} tables, and its SQL creates {}: it is damaged, or \
+                     not a dump this xtask can read; nothing was changed",
+                    file.path.display(),
+                    toc.tables,
+                    contents.tables.len()
+                );
+            }
+            let rows = contents.rows;
             ctx.say(format!(
                 "{}: {} <- {} ({} tables, {} rows, {})",
                 target.db.label(),
                 target.url.dbname(),
                 file.path.display(),
-                toc.tables.len(),
+                contents.tables.len(),
                 rows.values().sum::<i64>(),
                 super::db_snapshot::human_bytes(file.bytes as i64)
             ));
             plan.push(Planned {
                 target,
                 file,
-                tables: toc.tables.into_iter().collect(),
+                tables: contents.tables.into_iter().collect(),
                 rows,
             });
         }
@@ -260,6 +266,7 @@ fn restore_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool
             None,
             "for the restore",
         )?;
+        interrupt::check("the restore")?;
         archive::restore_into(tools, &p.file.path, copy.url())?;
         check_restored(ctx, p, copy.url())?;
         staged.push(copy);

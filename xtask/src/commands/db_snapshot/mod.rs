@@ -2,14 +2,16 @@
 //! of the local Core and AI databases together. A snapshot is one database per local database,
 //! `<db>_snap_<NAME>`, made by `CREATE DATABASE ... TEMPLATE <db>` (a file copy on the server,
 //! far quicker than a dump), with its record in its comment (`record.rs`). A restore clones the
-//! snapshots into staging databases, checks each against its record, and swaps them all in one
-//! transaction (`transfer/swap_all.rs`): both databases are replaced, or neither.
+//! snapshots into staging databases, checks each against its record (cheaply when the snapshot
+//! shows it was not written to since save, `untouched.rs`; else by counting rows), and swaps
+//! them all in one transaction (`transfer/swap_all.rs`): both databases are replaced, or neither.
 
 mod delete;
 mod list;
 mod record;
 mod restore;
 mod save;
+mod untouched;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};

@@ -1,5 +1,5 @@
 //! What a snapshot is on the server: a database `<db>_snap_<NAME>` cloned from `<db>`, whose
-//! record (time, git commit, Alembic revisions, row counts, size) is JSON in its comment
+//! record (time, git commit, Alembic revisions, row counts, size, its files) is JSON in its comment
 //! (`COMMENT ON DATABASE`), so that the server alone says what each snapshot holds.
 
 use std::collections::BTreeMap;
@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
+use super::untouched::RelationFile;
 use crate::{exit::UsageError, verify::catalog::Snapshot};
 
 /// The record's format, for a later xtask that changes it.
@@ -32,6 +33,13 @@ pub struct SnapshotRecord {
     pub tables: BTreeMap<String, i64>,
     pub rows: i64,
     pub bytes: i64,
+    /// Every relation's file at save (`untouched.rs`); absent in the records of older xtasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<BTreeMap<String, RelationFile>>,
+    /// The snapshot's write count at save (`untouched::writes`); absent when the server did not
+    /// count writes, or in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<i64>,
 }
 
 /// A database that is named like a snapshot of `of`.
@@ -110,6 +118,8 @@ impl SnapshotRecord {
             rows: tables.values().sum(),
             tables,
             bytes,
+            files: None,
+            writes: None,
         }
     }
 

@@ -1,16 +1,18 @@
 //! `db-snapshot restore NAME`: everything checked before anything is touched (each database's
 //! snapshot and record, its Alembic revision against this checkout's history, other sessions),
-//! then each snapshot cloned into a staging database and its row counts checked against the
-//! record, then every staging database swapped in, in one transaction. Until that commit the
-//! local databases are untouched; a failure or Ctrl-C drops the staging databases.
+//! then each snapshot cloned into a staging database and checked against its record (its files
+//! as saved and no writes since, else its rows counted), then every staging database swapped in,
+//! in one transaction. Until that commit the local databases are untouched; a failure or Ctrl-C
+//! drops the staging databases.
 
 use anyhow::{bail, Context, Result};
+use tokio_postgres::Client;
 
 use super::{
     print_json,
     record::{find, snapshot_db_name, table_counts, SnapshotDb, SnapshotRecord},
     save::revisions_text,
-    RestoreArgs,
+    untouched, RestoreArgs,
 };
 use crate::{
     alembic::AlembicConfig,
@@ -20,7 +22,10 @@ use crate::{
     ctx::Ctx,
     exit::UsageError,
     interrupt,
-    pg::scratch::{self, ScratchDb},
+    pg::{
+        client,
+        scratch::{self, ScratchDb},
+    },
     transfer::{
         local_set::{LocalSet, LocalTarget},
         read_snapshot, staging,
@@ -38,8 +43,11 @@ struct Planned<'a> {
 pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     let set = LocalSet::lock(ctx, "db-snapshot restore", &ctx.config()?.databases())?;
     let mut plan = Vec::new();
-    for target in &set.targets {
-        let (snapshot, record) = find_snapshot(ctx, target, &args.name)?;
+    for (target, (snapshot, record)) in set
+        .targets
+        .iter()
+        .zip(find_snapshots(ctx, &set, &args.name)?)
+    {
         check_revisions(ctx, target.db, &record, args.allow_revision_mismatch)?;
         plan.push(Planned {
             target,
@@ -102,22 +110,12 @@ fn clone_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) 
             &format!("from the snapshot {}", p.snapshot.datname),
             scratch::copy_database(admin, &name, &p.snapshot.datname),
         )?;
-        let measured = ctx
-            .block_on(read_snapshot(copy.url(), ctx.timeout()))
-            .with_context(|| format!("counting the rows of {name}"))?;
-        let counts = table_counts(&measured);
-        if counts != p.record.tables {
-            bail!(
-                "the {label} snapshot {} does not hold what its record says ({}); it was changed \
-                 after it was saved",
-                p.snapshot.datname,
-                count_differences(&p.record, &counts)
-            );
-        }
+        interrupt::check("the restore")?;
+        let how = check_clone(ctx, admin, p, &copy)?;
         ctx.say(format!(
-            "{label}: {name} cloned from {} and checked ({} tables, {} rows)",
+            "{label}: {name} cloned from {} and checked ({} tables, {} rows: {how})",
             p.snapshot.datname,
-            counts.len(),
+            p.record.tables.len(),
             p.record.rows
         ));
         staged.push(copy);
@@ -125,35 +123,90 @@ fn clone_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool) 
     swap_in_staged(ctx, set, terminate, staged)
 }
 
-/// The snapshot of `target` named `name`, with its record; a usage error naming what is missing.
-fn find_snapshot(
+/// The clone holds what the record says: shown cheaply when the snapshot was not written to
+/// since save (`untouched.rs`: the clone is a copy of its files), else by counting every table's
+/// rows. Returns how it was shown, for the progress line.
+fn check_clone(ctx: &Ctx, admin: &Client, p: &Planned, copy: &ScratchDb) -> Result<String> {
+    let datname = &p.snapshot.datname;
+    let why_count = ctx.block_on(async {
+        let files = {
+            let conn = client::connect(copy.url(), ctx.timeout()).await?;
+            untouched::relation_files(&conn)
+                .await
+                .with_context(|| format!("in {}", copy.name()))?
+        };
+        let evidence = untouched::Evidence {
+            saved_files: p.record.files.as_ref(),
+            saved_writes: p.record.writes,
+            allows_connections: untouched::allows_connections(admin, datname).await?,
+            writes: untouched::writes(admin, datname).await?,
+            files: &files,
+        };
+        anyhow::Ok(untouched::unwritten(&evidence).err())
+    })?;
+    let Some(why) = why_count else {
+        return Ok("its files as saved, not written to since".to_string());
+    };
+    let measured = ctx
+        .block_on(read_snapshot(copy.url(), ctx.timeout()))
+        .with_context(|| format!("counting the rows of {}", copy.name()))?;
+    let counts = table_counts(&measured);
+    if counts != p.record.tables {
+        bail!(
+            "the {} snapshot {datname} does not hold what its record says ({}); it was changed \
+             after it was saved (its rows were counted since {why})",
+            p.target.db.label(),
+            count_differences(&p.record, &counts)
+        );
+    }
+    Ok(format!("rows counted, since {why}"))
+}
+
+/// Each target's snapshot named `name`, with its record. A name that no database has is a usage
+/// error (exit 2); a snapshot that lacks a database or a record (changed by hand) is refused by
+/// the check (exit 1), as db-pull refuses a state it cannot work from.
+fn find_snapshots(
     ctx: &Ctx,
-    target: &LocalTarget,
+    set: &LocalSet,
     name: &str,
-) -> Result<(SnapshotDb, SnapshotRecord)> {
-    let of = target.url.dbname();
-    let datname = snapshot_db_name(of, name)?;
-    let found = ctx
-        .block_on(find(target.lock.client(), of))?
-        .into_iter()
-        .find(|s| s.datname == datname);
-    let label = target.db.label();
-    match found {
-        None => Err(UsageError::new(format!(
-            "snapshot {name} has no {label} database ({datname} does not exist; cargo xtask \
-             db-snapshot list shows the snapshots); nothing was changed"
+) -> Result<Vec<(SnapshotDb, SnapshotRecord)>> {
+    let mut found = Vec::new();
+    for target in &set.targets {
+        let of = target.url.dbname();
+        let datname = snapshot_db_name(of, name)?;
+        let snapshot = ctx
+            .block_on(find(target.lock.client(), of))?
+            .into_iter()
+            .find(|s| s.datname == datname);
+        found.push((target, datname, snapshot));
+    }
+    if found.iter().all(|(_, _, s)| s.is_none()) {
+        return Err(UsageError::new(format!(
+            "there is no snapshot named {name} (cargo xtask db-snapshot list shows the \
+             snapshots); nothing was changed"
         ))
-        .into()),
-        Some(SnapshotDb { record: None, .. }) => Err(UsageError::new(format!(
-            "{datname} has no xtask snapshot record in its comment, so what it holds is unknown; \
-             it is not restored (nothing was changed)"
-        ))
-        .into()),
-        Some(mut s) => {
-            let record = s.record.take().expect("matched above");
-            Ok((s, record))
+        .into());
+    }
+    let mut whole = Vec::new();
+    for (target, datname, snapshot) in found {
+        let label = target.db.label();
+        match snapshot {
+            None => bail!(
+                "snapshot {name} has no {label} database ({datname} does not exist: it was \
+                 dropped by hand; cargo xtask db-snapshot list shows the snapshots); nothing was \
+                 changed"
+            ),
+            Some(SnapshotDb { record: None, .. }) => bail!(
+                "{datname} has no xtask snapshot record in its comment, so what it holds is \
+                 unknown; it is not restored (nothing was changed)"
+            ),
+            Some(mut s) => {
+                let record = s.record.take().expect("matched above");
+                whole.push((s, record));
+            }
         }
     }
+    Ok(whole)
 }
 
 /// A snapshot's revisions must be in this checkout's history: a database at a revision the
@@ -194,11 +247,11 @@ fn check_revisions(ctx: &Ctx, db: Database, record: &SnapshotRecord, allow: bool
         ctx.say(format!("warning: {what} (--allow-revision-mismatch)"));
         return Ok(());
     }
-    Err(UsageError::new(format!(
+    // Exit 1, as db-pull's refusal of a source at a revision this checkout lacks.
+    bail!(
         "{what}. Check out that commit first, or restore anyway with --allow-revision-mismatch; \
          nothing was changed"
-    ))
-    .into())
+    )
 }
 
 /// `public.users: 10 in the record, 9 now; ...`

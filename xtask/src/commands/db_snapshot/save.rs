@@ -1,14 +1,15 @@
 //! `db-snapshot save [NAME]`: every local database cloned by `CREATE DATABASE ... TEMPLATE`,
-//! measured, its record written, closed to connections (so that nothing works in a snapshot by
-//! mistake: a restore clones it without connecting). A failure drops the snapshots already made
-//! by this run: the snapshot exists for every database or for none.
+//! measured (rows, and its files for a restore's cheap check: `untouched.rs`), its record
+//! written, closed to connections (so that nothing works in a snapshot by mistake: a restore
+//! clones it without connecting). A failure drops the snapshots already made by this run: the
+//! snapshot exists for every database or for none.
 
 use anyhow::{Context, Result};
 
 use super::{
     delete, human_bytes, print_json,
     record::{snapshot_db_name, SnapshotRecord},
-    SaveArgs,
+    untouched, SaveArgs,
 };
 use crate::{
     ctx::Ctx,
@@ -31,12 +32,11 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
         let of = t.url.dbname();
         let datname = snapshot_db_name(of, &name)?;
         if !ctx.block_on(client::database_exists(admin, of))? {
-            return Err(UsageError::new(format!(
+            anyhow::bail!(
                 "the local {} database {of} does not exist: there is nothing to snapshot (cargo \
                  xtask db-init creates it); nothing was saved",
                 t.db.label()
-            ))
-            .into());
+            );
         }
         if ctx.block_on(client::database_exists(admin, &datname))? {
             return Err(UsageError::new(format!(
@@ -71,6 +71,13 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
             .block_on(read_snapshot(snapshot.url(), ctx.timeout()))
             .with_context(|| format!("counting the rows of the snapshot {datname}"))?;
         let record = ctx.block_on(async {
+            let files = {
+                let conn = client::connect(snapshot.url(), ctx.timeout()).await?;
+                untouched::relation_files(&conn)
+                    .await
+                    .with_context(|| format!("in the snapshot {datname}"))?
+            };
+            let writes = untouched::writes(admin, datname).await?;
             let row = admin
                 .query_one(
                     "SELECT pg_catalog.to_char(pg_catalog.clock_timestamp() AT TIME ZONE 'UTC', \
@@ -80,15 +87,19 @@ pub fn save(ctx: &Ctx, args: &SaveArgs) -> Result<()> {
                 )
                 .await
                 .with_context(|| format!("reading the size of the snapshot {datname}"))?;
-            let record = SnapshotRecord::new(
-                &name,
-                t.db.label(),
-                of,
-                row.get(0),
-                commit.clone(),
-                &measured,
-                row.get(1),
-            );
+            let record = SnapshotRecord {
+                files: Some(files),
+                writes,
+                ..SnapshotRecord::new(
+                    &name,
+                    t.db.label(),
+                    of,
+                    row.get(0),
+                    commit.clone(),
+                    &measured,
+                    row.get(1),
+                )
+            };
             record.write(admin, datname).await?;
             admin
                 .batch_execute(&format!(
