@@ -3,15 +3,20 @@
 //! that the relay (`pg/stream/`) and the load take it as they take pg_dump's. Generated columns
 //! are left out, as pg_dump leaves them out.
 //!
-//! Not yet: partitions (the policy names the partitioned table; its partitions would take its
-//! rules), and the wiring into db-pull (`transfer/copy.rs::start_data_dump`).
+//! Partitions: the policy names a partitioned table (its root); each partition is copied on its
+//! own, by its own columns, under its root's rules. A partitioned table holds no rows itself and
+//! is not copied (as pg_dump writes its rows as each partition's). db-pull calls this through
+//! `transfer/masking.rs`.
 
 use super::{
     columns::{Column, TypeClass},
     mask::{copy_commands, masked_select, psql_args},
     DbKey, Policy, TableKey, TablePolicy,
 };
-use crate::{pg::ident::QualifiedName, verify::catalog::Catalog};
+use crate::{
+    pg::ident::QualifiedName,
+    verify::catalog::{Catalog, TableKind},
+};
 
 /// What a rule may write into a column of this type (`format_type`'s text, as the catalog has it).
 pub fn type_class(data_type: &str) -> TypeClass {
@@ -37,23 +42,28 @@ pub fn policy_table(table: &QualifiedName) -> String {
     }
 }
 
-/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section)
-/// in the exported `snapshot`.
+/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section,
+/// under the rules of the table that `root_of` names: a partition's root) in the exported
+/// `snapshot`. Partitioned tables are left out: their partitions hold their rows.
 pub fn masked_copy_args<'a>(
     snapshot: &str,
     catalog: &Catalog,
     tables: impl IntoIterator<Item = &'a QualifiedName>,
     policy: &Policy,
     db: DbKey,
+    root_of: impl Fn(&QualifiedName) -> QualifiedName,
 ) -> Vec<String> {
     let empty = TablePolicy::default();
     let blocks: Vec<Vec<String>> = tables
         .into_iter()
         .filter_map(|name| {
             let table = catalog.tables.get(name)?;
+            if table.kind == TableKind::Partitioned {
+                return None;
+            }
             let key = TableKey {
                 db,
-                table: policy_table(name),
+                table: policy_table(&root_of(name)),
             };
             let columns: Vec<Column> = table
                 .columns
