@@ -327,6 +327,7 @@ fn pull(pg: &PgContainer, src: &str, dst: &str) -> support::Run {
     support::run_xtask(
         &[
             "db-pull",
+            "--unmasked",
             "--yes",
             "--core-only",
             "--schema",

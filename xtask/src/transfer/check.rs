@@ -2,7 +2,10 @@
 //! db-verify engine (exact row counts, optional checksums, the Alembic revision, orphans and
 //! sequences), judged for what a copy must hold.
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use anyhow::{bail, Result};
 
@@ -44,6 +47,10 @@ impl CopyStep<'_> {
             checksums: copy.checksums,
             heads,
             schema_from_source: copy.schema == SchemaMode::Source,
+            masked: self
+                .masking
+                .map(|m| m.masked_columns(self.db, self.source, &self.selection.tables))
+                .unwrap_or_default(),
         };
         let target = Endpoint::new(self.target_side.label(), self.target.clone());
         let check = ctx.block_on(verify_copy(
@@ -128,6 +135,9 @@ pub struct Expectations<'a> {
     /// The target's schema was made from the source's (`--schema source`): it must be the
     /// source's, so a difference of structure is a failure, not a warning.
     pub schema_from_source: bool,
+    /// A masked pull's columns that the policy changes, per table: left out of the checksums
+    /// (their values differ from the source's by design; counts and the rest are compared).
+    pub masked: BTreeMap<QualifiedName, BTreeSet<String>>,
 }
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
@@ -146,8 +156,16 @@ pub async fn verify_copy(
     let mut conn = client::connect(url, timeout).await?;
     let tx = catalog::begin(&mut conn, url).await?;
     let target_catalog = catalog::read_catalog(&tx, url).await?;
-    let (source_plans, target_plans) =
+    let (mut source_plans, mut target_plans) =
         verify::plans(&source.catalog, &target_catalog, expect.checksums);
+    for plan in source_plans.iter_mut().chain(target_plans.iter_mut()) {
+        if let (Some(columns), Some(masked)) = (
+            plan.checksum_columns.as_mut(),
+            expect.masked.get(&plan.table),
+        ) {
+            columns.retain(|c| !masked.contains(c));
+        }
+    }
     // Both sides at once: the target's counts (and checksums) on its connection, the source's
     // checksums in its snapshot on the connection that holds it.
     let source_side = async {

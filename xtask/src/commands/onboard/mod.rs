@@ -313,6 +313,8 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
             allow_uncopyable: false,
         },
         terminate_connections: false,
+        // Onboarding always masks: a laptop gets production's data only through the policy.
+        unmasked: false,
     }
     .run(&ctx.with_args(pull_args)?)
 }
