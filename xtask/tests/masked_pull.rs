@@ -121,6 +121,13 @@ fn a_pull_masks_by_the_policy_and_refuses_a_column_without_a_rule() {
     for db in report["databases"].as_array().unwrap() {
         assert_eq!(db["masked"], true, "{}", run.stdout);
     }
+    // The pull's own leak scan ran: users' email and full_name, portfolios' name.
+    assert!(
+        run.stderr
+            .contains("core: masking checked: none of 3 masked column(s) holds a source value"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("data: masked on the source by"),
         "{}",

@@ -10,7 +10,7 @@ use std::{
 use anyhow::{bail, Result};
 
 use super::{
-    copy::CopyStep, driver::Run, load::LoadMode, phases::Phase, selection::Selection,
+    copy::CopyStep, driver::Run, leak_scan, load::LoadMode, phases::Phase, selection::Selection,
     source::SourceRead, SchemaMode,
 };
 use crate::{
@@ -69,6 +69,25 @@ impl CopyStep<'_> {
                 self.target_side.label(),
                 check.problems.join("\n  ")
             );
+        }
+        if let Some(masking) = self.masking {
+            let scanned = masking.scanned_columns(self.db, self.source, &self.selection.tables);
+            let leaks = ctx.block_on(async {
+                let local = client::connect(self.target, ctx.timeout()).await?;
+                leak_scan::leaks(self.source, &local, &scanned).await
+            })?;
+            if !leaks.is_empty() {
+                bail!(
+                    "{label}: the masking did not hold: the {} copy holds source values of masked \
+                     columns (the data policy's rules, or a keep_where, let them through):\n  {}",
+                    self.target_side.label(),
+                    leaks.join("\n  ")
+                );
+            }
+            ctx.say(format!(
+                "{label}: masking checked: none of {} masked column(s) holds a source value",
+                scanned.len()
+            ));
         }
         let summary = check.summary(&expect, self.source);
         ctx.say(format!("verified against the source's snapshot: {summary}"));

@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 
-use super::source::SourceRead;
+use super::{
+    leak_scan::{scanned_columns, Scanned},
+    source::SourceRead,
+};
 use crate::{
     config::{Database, Side},
     exit::UsageError,
@@ -116,6 +119,16 @@ impl Masking {
             .into_iter()
             .collect();
         tools.command_with_env(Tool::Psql, side, &source.endpoint.url, &args, &env)
+    }
+
+    /// The columns of `tables` that the leak scan reads (`leak_scan`).
+    pub fn scanned_columns<'a>(
+        &self,
+        db: Database,
+        source: &SourceRead,
+        tables: impl IntoIterator<Item = &'a QualifiedName>,
+    ) -> Vec<Scanned> {
+        scanned_columns(&self.policy, db, source, tables)
     }
 
     /// Each selected table's columns that the policy changes (every rule but keep): their
