@@ -238,3 +238,96 @@ fn a_pull_masks_by_the_policy_and_refuses_a_column_without_a_rule() {
     }
     assert_eq!(both_fingerprints(&bench.local), first);
 }
+
+/// The source's own schema: a partitioned table (one partition attached with its columns in
+/// another order, one partitioned again) and a plain one, under a policy of their own.
+const PARTITIONED: &str = "
+CREATE TABLE events (id int NOT NULL, at date NOT NULL, email text, note text)
+  PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 (note text, email text, at date NOT NULL, id int NOT NULL);
+ALTER TABLE events ATTACH PARTITION events_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')
+  PARTITION BY LIST (id);
+CREATE TABLE events_2027_all PARTITION OF events_2027 DEFAULT;
+INSERT INTO events SELECT g, date '2025-01-01' + g * 3, 'person' || g || '@corp.example',
+  'said secret thing ' || g FROM generate_series(1, 300) g;
+CREATE TABLE plain (id int PRIMARY KEY, email text);
+INSERT INTO plain VALUES (1, 'person1@corp.example'), (2, 'demo@keep.example');";
+
+const PARTITIONED_POLICY: &str = r#"
+[core.events]
+id = "keep"
+at = "keep"
+email = "email"
+note = "null"
+
+[core.plain]
+keep_where = "email = 'demo@keep.example'"
+id = "keep"
+email = "hash"
+"#;
+
+#[test]
+fn a_partition_takes_its_roots_rules() {
+    require_docker!();
+    let pg = support::PgContainer::start();
+    let backend = tempfile::TempDir::new().unwrap();
+    std::fs::write(backend.path().join("data_policy.toml"), PARTITIONED_POLICY).unwrap();
+    let logs = tempfile::TempDir::new().unwrap();
+    query(&pg.url("postgres"), "CREATE DATABASE src");
+    query(&pg.url("src"), PARTITIONED);
+    let (src, dst) = (pg.url("src"), pg.url("dst"));
+    let backend_dir = backend.path().display().to_string();
+    let log_dir = logs.path().display().to_string();
+    let run = support::run_xtask(
+        &[
+            "db-pull",
+            "--yes",
+            "--core-only",
+            "--no-backup",
+            "--schema",
+            "source",
+            "--container",
+            &pg.name,
+            "--remote-url",
+            &src,
+            "--local-url",
+            &dst,
+        ],
+        &[
+            ("XTASK_BACKEND_DIR", backend_dir.as_str()),
+            ("XTASK_LOG_DIR", log_dir.as_str()),
+            ("XTASK_MASK_KEY", KEY),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    for part in ["events_2025", "events_2026", "events_2027_all"] {
+        let counts = format!("SELECT count(*) FROM ONLY {part}");
+        assert_eq!(query_one(&dst, &counts), query_one(&src, &counts), "{part}");
+        assert_ne!(query_one(&dst, &counts), "0", "{part}");
+    }
+    assert_eq!(
+        query_one(
+            &dst,
+            "SELECT count(*) FROM events WHERE email LIKE 'user\\_%@example.com' AND note IS NULL"
+        ),
+        "300"
+    );
+    let leaked = tables_holding(
+        &dst,
+        &["@corp.example".to_string(), "secret thing".to_string()],
+    );
+    assert!(leaked.is_empty(), "source values in {leaked:?}");
+    // The kept row is raw, the other hashed (64 hex digits).
+    assert_eq!(
+        query_one(&dst, "SELECT email FROM plain WHERE id = 2"),
+        "demo@keep.example"
+    );
+    assert_eq!(
+        query_one(&dst, "SELECT length(email) FROM plain WHERE id = 1"),
+        "64"
+    );
+    let leaked = files_holding(logs.path(), &["@corp.example".to_string()]);
+    assert!(leaked.is_empty(), "source values in {leaked:?}");
+}
