@@ -190,6 +190,24 @@ fn a_pull_masks_by_the_policy_and_refuses_a_column_without_a_rule() {
         "0"
     );
 
+    // db-verify's checksums leave the masked columns out (equal), unless --unmasked (different).
+    let verify = bench.run("db-verify", &["--checksums"]);
+    assert_eq!(verify.code, 0, "{}", verify.all());
+    assert!(
+        verify
+            .stderr
+            .contains("the checksums leave out the 10 column(s) that the data policy masks"),
+        "{}",
+        verify.stderr
+    );
+    let verify = bench.run("db-verify", &["--checksums", "--unmasked"]);
+    assert_eq!(verify.code, 3, "{}", verify.all());
+    assert!(
+        verify.stdout.contains("different contents (checksum)"),
+        "{}",
+        verify.stdout
+    );
+
     // A second pull, on two connections, gives the same masked values; so does --tables.
     let first = both_fingerprints(&bench.local);
     let again = bench.run_with("db-pull", &["--yes", "--no-backup", "--jobs", "2"], &key);

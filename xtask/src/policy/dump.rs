@@ -8,10 +8,12 @@
 //! is not copied (as pg_dump writes its rows as each partition's). db-pull calls this through
 //! `transfer/masking.rs`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::{
     columns::{Column, TypeClass},
     mask::{copy_commands, masked_select, psql_args},
-    DbKey, Policy, TableKey, TablePolicy,
+    DbKey, Policy, Rule, TableKey, TablePolicy,
 };
 use crate::{
     pg::ident::QualifiedName,
@@ -40,6 +42,34 @@ pub fn policy_table(table: &QualifiedName) -> String {
     } else {
         format!("{}.{}", table.schema, table.name)
     }
+}
+
+/// The table a policy name stands for: `users` is `public.users`, `schema.table` that table.
+pub fn named_table(policy_name: &str) -> QualifiedName {
+    match policy_name.split_once('.') {
+        Some((schema, name)) => QualifiedName::new(schema, name),
+        None => QualifiedName::new("public", policy_name),
+    }
+}
+
+/// Each table's columns that `policy`'s `db` section changes (every rule but keep): a masked
+/// copy's values there differ from the source's by design.
+pub fn masked_columns(policy: &Policy, db: DbKey) -> BTreeMap<QualifiedName, BTreeSet<String>> {
+    policy
+        .tables
+        .iter()
+        .filter(|(key, _)| key.db == db)
+        .map(|(key, entry)| {
+            let masked: BTreeSet<String> = entry
+                .columns
+                .iter()
+                .filter(|(_, r)| !matches!(r, Rule::Keep))
+                .map(|(c, _)| c.clone())
+                .collect();
+            (named_table(&key.table), masked)
+        })
+        .filter(|(_, masked)| !masked.is_empty())
+        .collect()
 }
 
 /// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section,
@@ -110,5 +140,17 @@ mod tests {
             "users"
         );
         assert_eq!(policy_table(&QualifiedName::new("app", "t")), "app.t");
+        assert_eq!(named_table("users"), QualifiedName::new("public", "users"));
+        assert_eq!(named_table("app.t"), QualifiedName::new("app", "t"));
+        let policy = Policy::parse(
+            "[core.users]\nid = \"keep\"\nemail = \"email\"\n[core.kept]\nid = \"keep\"\n\
+             [ai.\"app.notes\"]\nbody = \"null\"\n",
+        )
+        .unwrap();
+        let core = masked_columns(&policy, DbKey::Core);
+        assert_eq!(core.len(), 1, "{core:?}");
+        assert!(core[&QualifiedName::new("public", "users")].contains("email"));
+        let ai = masked_columns(&policy, DbKey::Ai);
+        assert!(ai[&QualifiedName::new("app", "notes")].contains("body"));
     }
 }

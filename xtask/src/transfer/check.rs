@@ -2,10 +2,7 @@
 //! db-verify engine (exact row counts, optional checksums, the Alembic revision, orphans and
 //! sequences), judged for what a copy must hold.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    time::Duration,
-};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 
@@ -156,7 +153,7 @@ pub struct Expectations<'a> {
     pub schema_from_source: bool,
     /// A masked pull's columns that the policy changes, per table: left out of the checksums
     /// (their values differ from the source's by design; counts and the rest are compared).
-    pub masked: BTreeMap<QualifiedName, BTreeSet<String>>,
+    pub masked: verify::Unchecked,
 }
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
@@ -177,14 +174,8 @@ pub async fn verify_copy(
     let target_catalog = catalog::read_catalog(&tx, url).await?;
     let (mut source_plans, mut target_plans) =
         verify::plans(&source.catalog, &target_catalog, expect.checksums);
-    for plan in source_plans.iter_mut().chain(target_plans.iter_mut()) {
-        if let (Some(columns), Some(masked)) = (
-            plan.checksum_columns.as_mut(),
-            expect.masked.get(&plan.table),
-        ) {
-            columns.retain(|c| !masked.contains(c));
-        }
-    }
+    verify::leave_out(&mut source_plans, &expect.masked);
+    verify::leave_out(&mut target_plans, &expect.masked);
     // Both sides at once: the target's counts (and checksums) on its connection, the source's
     // checksums in its snapshot on the connection that holds it.
     let source_side = async {

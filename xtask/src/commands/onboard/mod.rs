@@ -281,7 +281,7 @@ fn verify(ctx: &Ctx, plan: &Plan) -> Result<Report> {
         )
     })
     .collect();
-    let outcomes = ctx.block_on(verify_all(targets, false, ctx.timeout()));
+    let outcomes = ctx.block_on(verify_all(targets, false, Vec::new(), ctx.timeout()));
     Ok(Report::new(false, outcomes))
 }
 
