@@ -11,6 +11,10 @@
 //! With `--tables` / `--exclude-table` only those tables' data is replaced, in place, in one
 //! transaction that checks every row count before it commits.
 //!
+//! The data comes through the data policy (`backend/data_policy.toml`, `transfer::masking`):
+//! masked on the source, the policy, the source's columns and the key checked in the preflight.
+//! `--unmasked` copies every column as it is (on a terminal, after `unmasked` is typed).
+//!
 //! The steps both commands share are `transfer::drive`'s; this is what a pull does differently:
 //! its preflight (the local database read and its sessions checked), its plan, the staging
 //! database built, loaded, verified and swapped in (`transfer::staging`), and what a failure
