@@ -104,7 +104,9 @@ pgcopydb_clone() {
 }
 
 # pgbench_pull XTASK_COMMAND... -- ARGS...: db-pull of the pgbench source into the (dropped)
-# target with its own schema; Core only, no backup (there is nothing to back up).
+# target with its own schema; Core only, no backup (there is nothing to back up). pgbench's tables
+# are not the app's (the data policy does not classify them) and the peers copy raw: the callers
+# pass --unmasked (but to a BENCH_XTASK_BEFORE that predates it).
 pgbench_pull() {
   local cmd=()
   while [[ $1 != -- ]]; do cmd+=("$1"); shift; done
@@ -133,17 +135,21 @@ bench_peers() {
   peer_target && time_peer bare bare_full_pipe
   peer_target && time_peer pgcopydb pgcopydb_clone
   peer_target && time_peer dir dump_dir_restore
-  time_peer pull pgbench_pull "$XTASK" --
-  time_peer pull_jn pgbench_pull "$XTASK" -- --jobs "$PGB_JOBS"
+  time_peer pull pgbench_pull "$XTASK" -- --unmasked
+  time_peer pull_jn pgbench_pull "$XTASK" -- --unmasked --jobs "$PGB_JOBS"
   # The dev build users run, warm (not timed), then the whole `cargo xtask` command.
   cargo build --quiet -p xtask
-  time_peer dev_pull pgbench_pull "$root/target/debug/xtask" --
+  time_peer dev_pull pgbench_pull "$root/target/debug/xtask" -- --unmasked
   if [[ -n ${BENCH_XTASK_BEFORE:-} ]]; then
-    time_peer before_pull pgbench_pull "$BENCH_XTASK_BEFORE" --
+    local before_raw=() before_help
+    # Read whole first: with pipefail, `grep -q` closing the pipe early would fail the help.
+    before_help=$("$BENCH_XTASK_BEFORE" db-pull --help 2>/dev/null || true)
+    if grep -q -- '--unmasked' <<<"$before_help"; then before_raw=(--unmasked); fi
+    time_peer before_pull pgbench_pull "$BENCH_XTASK_BEFORE" -- "${before_raw[@]}"
   else
     PNOTE[before_pull]='n/a (BENCH_XTASK_BEFORE unset)'
   fi
-  time_peer cargo_pull pgbench_pull cargo xtask --
+  time_peer cargo_pull pgbench_pull cargo xtask -- --unmasked
   drop_db $PGB_DST
 
   if [[ ${BENCH_BUILD:-1} != 0 ]]; then

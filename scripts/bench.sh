@@ -35,6 +35,9 @@ PG_USER=sigmasight
 # through the environment only (docker run/exec -e NAME, without a value), never as an argument.
 PW='b3nch@p:w/d%'
 PW_ENC='b3nch%40p%3Aw%2Fd%25'
+# db-pull masks by the data policy by default: a made-up key for the bench's pulls (the
+# environment only, as the password).
+export XTASK_MASK_KEY=${XTASK_MASK_KEY:-bench-only-mask-key-0123456789ab}
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
@@ -249,13 +252,14 @@ run_pipe() {
   fi
 }
 
-ROWS=(runbook bare pull pull_nb pull_j2 pull_full verify verify_cs)
-XTASK_ROWS=(pull pull_nb pull_j2 pull_full verify verify_cs)
+ROWS=(runbook bare pull pull_nb pull_raw pull_j2 pull_full verify verify_cs)
+XTASK_ROWS=(pull pull_nb pull_raw pull_j2 pull_full verify verify_cs)
 declare -A LABEL=(
   [runbook]='runbook: pg_dump --column-inserts \| psql (Core)'
   [bare]='bare pipe: pg_dump \| psql, COPY (Core)'
   [pull]='db-pull --core-only (default: backup first)'
   [pull_nb]='db-pull --core-only --no-backup'
+  [pull_raw]='db-pull --core-only --no-backup --unmasked'
   [pull_j2]='db-pull --core-only --no-backup --jobs 2'
   [pull_full]='db-pull --no-backup (Core + AI)'
   [verify]='db-verify --core-only'
@@ -294,6 +298,11 @@ bench_scale() {
     say "bench: scale $CUR, round $round of $REPEAT: db-pull"
     run_xtask pull db-pull --core-only --yes
     run_xtask pull_nb db-pull --core-only --no-backup --yes
+    if grep -q -- '--unmasked' <<<"$help"; then
+      run_xtask pull_raw db-pull --core-only --no-backup --unmasked --yes
+    else
+      NOTE[$CUR:pull_raw]='n/a (not built)'
+    fi
     if grep -q -- '--jobs' <<<"$help"; then
       run_xtask pull_j2 db-pull --core-only --no-backup --jobs 2 --yes
     else

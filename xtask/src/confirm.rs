@@ -1,5 +1,6 @@
 //! Rule 6 of the design: a destructive step on a terminal asks for the target database's name to
-//! be typed; without a terminal it needs `--yes`, and refuses (exit 2) otherwise.
+//! be typed; without a terminal it needs `--yes`, and refuses (exit 2) otherwise. A choice that
+//! `--yes` must not make (db-pull's `--unmasked`) asks for its own word on a terminal.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -33,6 +34,24 @@ pub fn confirm_destructive(action: &str, expected: &str, yes: bool) -> Result<()
         .read_line(&mut answer)
         .context("reading the confirmation")?;
     check_answer(answer.trim_end_matches(['\r', '\n']), expected)
+}
+
+/// On a terminal, asks for `word` to be typed before `action`, whatever `--yes` says (a choice
+/// that `--yes` must not make silently); without a terminal the flag that asked for it suffices.
+pub fn confirm_word(action: &str, word: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut stderr = std::io::stderr();
+    write!(stderr, "This will {action}.\nType `{word}` to continue: ")
+        .and_then(|_| stderr.flush())
+        .context("writing the confirmation prompt")?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the confirmation")?;
+    check_answer(answer.trim_end_matches(['\r', '\n']), word)
 }
 
 fn check_answer(answer: &str, expected: &str) -> Result<()> {

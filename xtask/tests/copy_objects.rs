@@ -142,6 +142,7 @@ fn a_pull_built_by_the_migrations_takes_unowned_sequences_and_materialized_views
     let run = support::run_xtask(
         &[
             "db-pull",
+            "--unmasked",
             "--yes",
             "--container",
             &pg.name,

@@ -32,7 +32,7 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
         "the bench must start with different data"
     );
 
-    let run = bench.run("db-pull", &["--yes", "--json"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes", "--json"]);
     assert_eq!(run.code, 0, "{}", run.all());
     // Where the time went: every phase of a full pull with backups, in seconds.
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -103,7 +103,10 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
 
     // A second pull finds nothing to change and is still equal (idempotent). It clones the kept
     // schema instead of running Alembic, and loads on two connections.
-    let again = bench.run("db-pull", &["--yes", "--no-backup", "--jobs", "2"]);
+    let again = bench.run(
+        "db-pull",
+        &["--unmasked", "--yes", "--no-backup", "--jobs", "2"],
+    );
     assert_eq!(again.code, 0, "{}", again.all());
     let phases = again
         .stderr
@@ -149,7 +152,7 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
     // With the cache off, the migrations run again, and the result is the same.
     let uncached = bench.run_with(
         "db-pull",
-        &["--yes", "--no-backup", "--core-only"],
+        &["--unmasked", "--yes", "--no-backup", "--core-only"],
         &[("XTASK_SCHEMA_CACHE", "off")],
     );
     assert_eq!(uncached.code, 0, "{}", uncached.all());
@@ -170,6 +173,7 @@ fn pull_replaces_both_local_databases_with_the_remote_data_and_keeps_a_backup() 
     let seeded = bench.run_with(
         "db-pull",
         &[
+            "--unmasked",
             "--yes",
             "--no-backup",
             "--core-only",
@@ -225,14 +229,14 @@ fn refusals_leave_the_local_databases_untouched() {
     let mut cases: Vec<(&str, support::Run, i32, Vec<&str>)> = Vec::new();
 
     // No terminal and no --yes.
-    let run = bench.run("db-pull", &[]);
+    let run = bench.run("db-pull", &["--unmasked"]);
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
 
     cases.push(("no terminal and no --yes", run, 2, vec!["--yes"]));
 
     // --dry-run prints the plan and stops.
-    let run = bench.run("db-pull", &["--dry-run"]);
+    let run = bench.run("db-pull", &["--unmasked", "--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(
         run.stderr.contains("public.market_data_cache: 193488 rows"),
@@ -252,7 +256,7 @@ fn refusals_leave_the_local_databases_untouched() {
         }
     });
     std::thread::sleep(Duration::from_millis(800));
-    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes", "--core-only"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("the-app"), "{}", run.stderr);
     assert!(
@@ -274,7 +278,7 @@ fn refusals_leave_the_local_databases_untouched() {
         &bench.remote.url(CORE),
         "CREATE TABLE \"Odd Table\" (id int PRIMARY KEY); INSERT INTO \"Odd Table\" VALUES (1)",
     );
-    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes", "--core-only"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("\"Odd Table\""), "{}", run.stderr);
     assert!(run.stderr.contains("missing on local"), "{}", run.stderr);
@@ -291,7 +295,7 @@ fn refusals_leave_the_local_databases_untouched() {
         &bench.remote.url(CORE),
         "UPDATE alembic_version SET version_num = 'c0004_risk_analytics'",
     );
-    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes", "--core-only"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr.contains("c0004_risk_analytics"),
@@ -313,7 +317,7 @@ fn refusals_leave_the_local_databases_untouched() {
 
     // A source without alembic_version, with --schema migrations.
     query(&bench.remote.url(CORE), "DROP TABLE alembic_version");
-    let run = bench.run("db-pull", &["--yes", "--core-only"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes", "--core-only"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("no alembic_version"), "{}", run.stderr);
 
@@ -328,6 +332,7 @@ fn refusals_leave_the_local_databases_untouched() {
     let run = bench.run(
         "db-pull",
         &[
+            "--unmasked",
             "--yes",
             "--core-only",
             "--remote-url",
@@ -342,7 +347,12 @@ fn refusals_leave_the_local_databases_untouched() {
     // The same URL for Core and AI.
     let run = bench.run(
         "db-pull",
-        &["--yes", "--local-ai-url", &bench.local.url(CORE)],
+        &[
+            "--unmasked",
+            "--yes",
+            "--local-ai-url",
+            &bench.local.url(CORE),
+        ],
     );
     assert_eq!(run.code, 2, "{}", run.all());
 
@@ -357,6 +367,7 @@ fn refusals_leave_the_local_databases_untouched() {
     let run = bench.run(
         "db-pull",
         &[
+            "--unmasked",
             "--yes",
             "--remote-url",
             &support::url(support::free_port(), CORE),
@@ -382,7 +393,12 @@ fn refusals_leave_the_local_databases_untouched() {
     // A missing container.
     let run = bench.run(
         "db-pull",
-        &["--yes", "--container", "no-such-container-xtask"],
+        &[
+            "--unmasked",
+            "--yes",
+            "--container",
+            "no-such-container-xtask",
+        ],
     );
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
@@ -416,7 +432,10 @@ fn refusals_leave_the_local_databases_untouched() {
 /// lock (it ends when the pull's snapshot ends).
 fn pull_stalled_in_pg_dump(bench: &Bench) -> (Child, std::thread::JoinHandle<()>) {
     let remote = bench.remote.url(CORE);
-    let child = bench.spawn("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    let child = bench.spawn(
+        "db-pull",
+        &["--unmasked", "--yes", "--core-only", "--no-backup"],
+    );
     let locker = support::when_locked_by(
         &remote,
         "xtask",
@@ -447,7 +466,7 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
         "ALTER TABLE positions DROP CONSTRAINT ck_positions_position_type; \
          UPDATE positions SET position_type = 'BOGUS' WHERE ctid IN (SELECT ctid FROM positions LIMIT 1)",
     );
-    let run = bench.run("db-pull", &["--yes"]);
+    let run = bench.run("db-pull", &["--unmasked", "--yes"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr.contains("ck_positions_position_type"),
@@ -557,7 +576,10 @@ fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the
             "password on a command line: {line}"
         );
     }
-    let second = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    let second = bench.run(
+        "db-pull",
+        &["--unmasked", "--yes", "--core-only", "--no-backup"],
+    );
     assert_eq!(second.code, 1, "{}", second.all());
     assert!(second.stderr.contains("is busy"), "{}", second.stderr);
     let holder = format!("xtask db-pull (pid {})", first.id());
@@ -592,7 +614,10 @@ fn a_second_pull_refuses_naming_the_first_and_ctrl_c_rolls_back_and_releases_the
     );
 
     // The lock went with the interrupted run: the next pull works.
-    let run = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
+    let run = bench.run(
+        "db-pull",
+        &["--unmasked", "--yes", "--core-only", "--no-backup"],
+    );
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(
         fingerprint(&bench.local.url(CORE)),
@@ -638,7 +663,14 @@ fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
     assert_eq!(run.code, 0, "{}", run.all());
 
     let run = run_with(
-        &["db-pull", "--via", "host", "--core-only", "--yes"],
+        &[
+            "db-pull",
+            "--unmasked",
+            "--via",
+            "host",
+            "--core-only",
+            "--yes",
+        ],
         &env(&src, &dst),
     );
     assert_eq!(run.code, 0, "{}", run.all());
@@ -664,6 +696,7 @@ fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
         run_with(
             &[
                 "db-pull",
+                "--unmasked",
                 "--via",
                 "host",
                 "--core-only",
@@ -692,7 +725,14 @@ fn host_mode_pulls_between_host_clusters_and_refuses_an_older_pg_dump() {
     if support::docker_ready() {
         let pg17 = PgContainer::start();
         let run = run_with(
-            &["db-pull", "--via", "host", "--core-only", "--yes"],
+            &[
+                "db-pull",
+                "--unmasked",
+                "--via",
+                "host",
+                "--core-only",
+                "--yes",
+            ],
             &env(&pg17.url(CORE), &dst),
         );
         assert_eq!(run.code, 1, "{}", run.all());

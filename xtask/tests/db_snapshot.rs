@@ -169,7 +169,7 @@ fn db_restore_undoes_a_pull_and_a_snapshot_brings_back_what_was_saved() {
         fingerprint(&pair.bench.remote.url(AI)),
     ];
     assert_ne!(changed, remote, "the bench must start with different data");
-    ok(&pair.run("db-pull", &["--yes"]));
+    ok(&pair.run("db-pull", &["--unmasked", "--yes"]));
     assert_eq!(pair.fingerprints(), remote);
 
     // db-restore puts back what the pull overwrote, from the pull's backup.
@@ -442,8 +442,8 @@ fn measure_a_restore_against_a_pull_at_scale_10() {
     };
     // The first pull also builds the cached schema: measured, then a second pull as every
     // later one runs.
-    let first = timed(&["db-pull", "--yes", "--no-backup"]);
-    let pull = timed(&["db-pull", "--yes", "--no-backup"]);
+    let first = timed(&["db-pull", "--unmasked", "--yes", "--no-backup"]);
+    let pull = timed(&["db-pull", "--unmasked", "--yes", "--no-backup"]);
     let save = timed(&["db-snapshot", "save", "scale10"]);
     query(&bench.local.url(CORE), "DELETE FROM market_data_cache");
     let restore = timed(&["db-snapshot", "restore", "scale10", "--yes"]);

@@ -177,7 +177,12 @@ fn environment_faults_end_with_a_clear_error_and_change_nothing() {
 /// accepts and never replies (the docker CLI would wait for ever: the xtask's deadline stops it).
 fn docker_engine_does_not_answer(bench: &Bench, local: &Fingerprints, _: &Fingerprints) {
     let gone = "unix:///path/that/does/not/exist";
-    let run = run_with(bench, "db-pull", &["--yes"], &[("DOCKER_HOST", gone)]);
+    let run = run_with(
+        bench,
+        "db-pull",
+        &["--unmasked", "--yes"],
+        &[("DOCKER_HOST", gone)],
+    );
     assert_local_unchanged(bench, local, "no docker socket");
     fault_case(
         "db-pull",
@@ -223,7 +228,7 @@ fn docker_engine_does_not_answer(bench: &Bench, local: &Fingerprints, _: &Finger
     let run = run_with(
         bench,
         "db-pull",
-        &["--yes"],
+        &["--unmasked", "--yes"],
         &[("DOCKER_HOST", &host), ("XTASK_DOCKER_TIMEOUT", "2")],
     );
     let took = t.elapsed();
@@ -249,7 +254,7 @@ fn docker_engine_does_not_answer(bench: &Bench, local: &Fingerprints, _: &Finger
     let run = run_with(
         bench,
         "db-pull",
-        &["--yes"],
+        &["--unmasked", "--yes"],
         &[("XTASK_DOCKER_TIMEOUT", "soon")],
     );
     assert_local_unchanged(bench, local, "bad XTASK_DOCKER_TIMEOUT");
@@ -286,7 +291,12 @@ fn uv_is_missing(bench: &Bench, local: &Fingerprints, _: &Fingerprints) {
     let bin = path_without_uv();
     assert!(!bin.path().join("uv").exists());
     let path = bin.path().display().to_string();
-    let run = run_with(bench, "db-pull", &["--yes"], &[("PATH", &path)]);
+    let run = run_with(
+        bench,
+        "db-pull",
+        &["--unmasked", "--yes"],
+        &[("PATH", &path)],
+    );
     assert_local_unchanged(bench, local, "uv missing");
     // Where uv is first needed depends on what the migrations cache already knows (the heads, in
     // the preflight; the schema, in the staging step): either way the message says the state.
@@ -323,7 +333,7 @@ fn credentials_and_names(bench: &Bench, local: &Fingerprints, remote: &Fingerpri
     let run = run_with(
         bench,
         "db-pull",
-        &["--yes", "--core-only"],
+        &["--unmasked", "--yes", "--core-only"],
         &[("RAILWAY_DB_URL", &bad)],
     );
     assert_local_unchanged(bench, local, "wrong source password");
@@ -398,7 +408,7 @@ fn statement_timeout(bench: &Bench, local: &Fingerprints, remote: &Fingerprints)
     let run = run_with(
         bench,
         "db-pull",
-        &["--yes", "--core-only"],
+        &["--unmasked", "--yes", "--core-only"],
         &[("XTASK_STATEMENT_TIMEOUT", "soon")],
     );
     assert_local_unchanged(bench, local, "bad statement timeout");
@@ -414,7 +424,7 @@ fn statement_timeout(bench: &Bench, local: &Fingerprints, remote: &Fingerprints)
     let run = run_with(
         bench,
         "db-pull",
-        &["--yes", "--core-only"],
+        &["--unmasked", "--yes", "--core-only"],
         &[("XTASK_STATEMENT_TIMEOUT", "1ms")],
     );
     assert_local_unchanged(bench, local, "statement timeout in db-pull");
@@ -491,7 +501,12 @@ fn stalled_server(bench: &Bench, local: &Fingerprints, remote: &Fingerprints) {
     let (pull, push, pull_took, push_took) = {
         let _paused = Paused::pause(&bench.remote);
         let t = Instant::now();
-        let pull = run_with(bench, "db-pull", &["--yes", "--timeout", "3"], &[]);
+        let pull = run_with(
+            bench,
+            "db-pull",
+            &["--unmasked", "--yes", "--timeout", "3"],
+            &[],
+        );
         let pull_took = t.elapsed();
         let t = Instant::now();
         let push = run_with(bench, "db-push", &["--yes", "--timeout", "3"], &[]);
@@ -572,7 +587,12 @@ fn no_room_for_the_backup(bench: &Bench, local: &Fingerprints, remote: &Fingerpr
     let dir = disk.path().display().to_string();
     let room = format!("the backup folder {dir} is out of room");
 
-    let run = run_with(bench, "db-pull", &["--yes"], &[("XTASK_BACKUP_DIR", &dir)]);
+    let run = run_with(
+        bench,
+        "db-pull",
+        &["--unmasked", "--yes"],
+        &[("XTASK_BACKUP_DIR", &dir)],
+    );
     let left = walk(disk.path()).unwrap();
     assert!(left.is_empty(), "a partial backup was left: {left:?}");
     assert_local_unchanged(bench, local, "no room (pull)");
@@ -646,7 +666,13 @@ fn migration_fails_halfway(bench: &Bench, local: &Fingerprints, remote: &Fingerp
     let env = [("XTASK_BACKEND_DIR", backend_dir.as_str())];
     let args = ["--yes", "--core-only", "--allow-revision-mismatch"];
 
-    let run = run_with(bench, "db-pull", &args, &env);
+    let pull_args = [
+        "--unmasked",
+        "--yes",
+        "--core-only",
+        "--allow-revision-mismatch",
+    ];
+    let run = run_with(bench, "db-pull", &pull_args, &env);
     assert_local_unchanged(bench, local, "failing migration (pull)");
     fault_case(
         "db-pull",

@@ -640,7 +640,11 @@ fn held_in_backup(
         "LOCK TABLE ai_feedback IN ACCESS EXCLUSIVE MODE",
     )
     .granted();
-    let mut run = spawn(env, &[command, "--yes"]);
+    let mut args = vec![command, "--yes"];
+    if command == "db-pull" {
+        args.push("--unmasked");
+    }
+    let mut run = spawn(env, &args);
     wait_in_ai_preflight(&mut run, source);
     let core = Hold::start(
         &target.url(CORE),
@@ -764,7 +768,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
         core.release();
         assert_eq!(both_fingerprints(&bench.local), before);
         // The lock went with the run.
-        let dry = bench.run("db-pull", &["--dry-run"]);
+        let dry = bench.run("db-pull", &["--unmasked", "--dry-run"]);
         assert_eq!(dry.code, 0, "{}", dry.all());
         support::record_case(
             "db-pull",
@@ -797,7 +801,16 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 ("XTASK_SCHEMA_CACHE", cache),
             ],
         );
-        let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--unmasked",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+            ],
+        );
         run.wait_until(&format!("the migration to run in {into}"), 120, || {
             sessions(
                 &bench.local,
@@ -828,7 +841,16 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     // 3. Ctrl-C on a terminal (SIGINT to the whole process group) with every row sent into the
     //    staging database, before COMMIT.
     if case(3) {
-        let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--unmasked",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+            ],
+        );
         let mut sequence = all_rows_sent(
             &mut run,
             &bench.remote,
@@ -860,7 +882,16 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     // 4. A second Ctrl-C while the first one's cleanup runs: the local server is paused, so the
     //    cleanup (dropping the staging database) cannot finish until it is unpaused.
     if case(4) {
-        let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--unmasked",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+            ],
+        );
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         docker(&["pause", &bench.local.name]);
@@ -901,6 +932,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
             &env,
             &[
                 "db-pull",
+                "--unmasked",
                 "--yes",
                 "--core-only",
                 "--no-backup",
@@ -933,7 +965,16 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
 
     // 5. psql killed (SIGKILL, in the container) while the load's transaction is open.
     if case(5) {
-        let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--unmasked",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+            ],
+        );
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
@@ -962,7 +1003,16 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
     //    After a restart the local databases hold what they held; the staging database that
     //    could not be dropped is dropped by the next pull.
     if case(6) {
-        let mut run = spawn(&env, &["db-pull", "--yes", "--core-only", "--no-backup"]);
+        let mut run = spawn(
+            &env,
+            &[
+                "db-pull",
+                "--unmasked",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+            ],
+        );
         let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
@@ -983,7 +1033,10 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
             ],
             "local unchanged after the restart; the leftover staging database dropped by the next pull",
         );
-        let again = bench.run("db-pull", &["--yes", "--core-only", "--no-backup"]);
+        let again = bench.run(
+            "db-pull",
+            &["--unmasked", "--yes", "--core-only", "--no-backup"],
+        );
         assert_eq!(again.code, 0, "{}", again.all());
         assert_eq!(xtask_databases(&bench.local), "");
         assert_eq!(fingerprint(&bench.local.url(CORE)), remote[0]);
@@ -1003,6 +1056,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
             &env,
             &[
                 "db-pull",
+                "--unmasked",
                 "--yes",
                 "--core-only",
                 "--no-backup",

@@ -84,6 +84,8 @@ fn onboard_fills_the_local_databases_from_the_sandbox_and_a_second_run_changes_n
         ("POSTGRES_CONTAINER", pg.name.as_str()),
         ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
         ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+        // Onboarding's pull always masks: the key is a made-up one.
+        ("XTASK_MASK_KEY", "test-only-mask-key-0123456789abc"),
     ];
 
     let started = Instant::now();

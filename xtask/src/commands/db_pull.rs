@@ -11,6 +11,10 @@
 //! With `--tables` / `--exclude-table` only those tables' data is replaced, in place, in one
 //! transaction that checks every row count before it commits.
 //!
+//! The data comes through the data policy (`backend/data_policy.toml`, `transfer::masking`):
+//! masked on the source, the policy, the source's columns and the key checked in the preflight.
+//! `--unmasked` copies every column as it is (on a terminal, after `unmasked` is typed).
+//!
 //! The steps both commands share are `transfer::drive`'s; this is what a pull does differently:
 //! its preflight (the local database read and its sessions checked), its plan, the staging
 //! database built, loaded, verified and swapped in (`transfer::staging`), and what a failure
@@ -32,6 +36,7 @@ use crate::{
     transfer::{
         self,
         load::LoadMode,
+        masking::Masking,
         phases::Phase,
         selection::check_target_can_hold,
         source::read_source,
@@ -50,6 +55,10 @@ pub struct DbPull {
     /// End other sessions on the local databases (the app, a psql) instead of refusing
     #[arg(long)]
     pub terminate_connections: bool,
+    /// Copy every column as it is, without the data policy's masking (backend/data_policy.toml).
+    /// On a terminal it asks for `unmasked` to be typed, even with --yes
+    #[arg(long)]
+    pub unmasked: bool,
 }
 
 /// What a pull tracks of one database besides what every copy does.
@@ -64,6 +73,15 @@ pub struct Pulled {
     not_dropped: Option<String>,
     /// `--tables`: the load into the local tables committed (they were replaced in place).
     loaded_in_place: bool,
+    /// The data policy applied on the source; `None` with `--unmasked`.
+    masking: Option<Masking>,
+}
+
+/// A pull's own field in its `--json` document.
+#[derive(serde::Serialize)]
+pub struct PullReported {
+    /// Whether the data came through the data policy (false with `--unmasked`).
+    masked: bool,
 }
 
 /// The local database as it is before a pull: its snapshot and size, or `None` when it does not
@@ -91,6 +109,13 @@ async fn read_local(
 
 impl DbPull {
     pub fn run(self, ctx: &Ctx) -> Result<()> {
+        if self.unmasked && !self.copy.dry_run {
+            crate::confirm::confirm_word(
+                "copy every column of the source as it is, without the data policy's masking \
+                 (emails, names, password hashes, what users told the assistant)",
+                "unmasked",
+            )?;
+        }
         transfer::drive(ctx, &self)
     }
 
@@ -117,6 +142,7 @@ impl DbPull {
             // A full pull loads into the staging database it built; --tables loads in place.
             staging: !p.selection.partial,
             post_data: p.post_data.as_deref(),
+            masking: p.own.masking.as_ref(),
         };
         step.load(run, early)?;
         p.own.loaded_in_place = p.selection.partial;
@@ -141,7 +167,7 @@ impl DbPull {
 
 impl Transfer for DbPull {
     type Own = Pulled;
-    type Reported = ();
+    type Reported = PullReported;
     const COMMAND: &'static str = "db-pull";
     const SOURCE: Side = Side::Remote;
     const TARGET: Side = Side::Local;
@@ -160,6 +186,11 @@ impl Transfer for DbPull {
     ) -> Result<Job<Pulled>> {
         let (ctx, timeout) = (run.ctx, run.ctx.timeout());
         let label = db.label();
+        // The policy and the key before anything is read: a pull without them copies nothing.
+        let masking = match self.unmasked {
+            true => None,
+            false => Some(Masking::load()?),
+        };
         // The lock comes first: a second pull refuses at once, before it reads anything.
         let lock = ctx
             .block_on(lock::acquire(
@@ -188,6 +219,10 @@ impl Transfer for DbPull {
         });
         let read = source?;
         let (source, _, selection) = &read;
+        if let Some(masking) = &masking {
+            ctx.block_on(masking.check_source(db, source))
+                .with_context(|| format!("{label}: the data policy"))?;
+        }
         let (before, size) =
             local.with_context(|| format!("reading the local {label} database {target}"))?;
         if selection.partial {
@@ -223,6 +258,7 @@ impl Transfer for DbPull {
             staging: None,
             not_dropped: None,
             loaded_in_place: false,
+            masking,
         };
         Ok(Job::new(run, db, target, read, pulled))
     }
@@ -270,6 +306,7 @@ impl Transfer for DbPull {
                     Side::Remote,
                     &p.selection,
                     &p.logs,
+                    p.own.masking.as_ref().map(|m| (m, p.db)),
                 )
             })
             .transpose()
@@ -374,8 +411,11 @@ impl Transfer for DbPull {
             .collect()
     }
 
-    /// A pull reports nothing of its own.
-    fn reported(&self, _: &Job<Pulled>) {}
+    fn reported(&self, p: &Job<Pulled>) -> PullReported {
+        PullReported {
+            masked: p.own.masking.is_some(),
+        }
+    }
 
     fn done_line(&self, p: &Job<Pulled>) -> String {
         format!(

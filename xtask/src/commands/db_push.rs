@@ -260,6 +260,8 @@ impl Transfer for DbPush {
             mode: self.mode,
             staging: false,
             post_data: p.post_data.as_deref(),
+            // A push copies the laptop's own data: no policy applies.
+            masking: None,
         };
         step.load(run, None)
             .with_context(|| format!("{label}: loading the data"))?;

@@ -18,6 +18,7 @@ use crate::{
     config::{Database, Side},
     ctx::Ctx,
     exit::Differences,
+    policy::{dump::masked_columns, policy_path, DbKey, Policy},
     verify::{
         self,
         report::{DatabaseOutcome, FailedComparison, Report, ReportStatus},
@@ -31,6 +32,10 @@ pub struct DbVerify {
     /// row; independent of row and column order)
     #[arg(long)]
     pub checksums: bool,
+    /// With --checksums, compare the columns that the data policy masks too (after a pull with
+    /// --unmasked); by default they are left out, since a pull rewrites them on purpose
+    #[arg(long)]
+    pub unmasked: bool,
 }
 
 impl DbVerify {
@@ -49,6 +54,19 @@ impl DbVerify {
             ));
         }
         let timeout = ctx.timeout();
+        let unchecked = self.unchecked(&targets)?;
+        let left_out: usize = unchecked
+            .iter()
+            .flat_map(|(_, t)| t.values())
+            .map(|c| c.len())
+            .sum();
+        if left_out > 0 {
+            eprintln!(
+                "db-verify: the checksums leave out the {left_out} column(s) that the data policy \
+                 masks ({}): a pull rewrites them on purpose; --unmasked compares them too",
+                crate::policy::policy_path().display()
+            );
+        }
         // A terminal hears that work is under way (checksums read every row); pipes and CI stay
         // quiet.
         if ctx.out.progress_wanted() {
@@ -65,7 +83,7 @@ impl DbVerify {
         }
         let report = Report::new(
             self.checksums,
-            ctx.block_on(verify_all(targets, self.checksums, timeout)),
+            ctx.block_on(verify_all(targets, self.checksums, unchecked, timeout)),
         );
 
         if config.json {
@@ -106,14 +124,21 @@ impl DbVerify {
 pub async fn verify_all(
     targets: Vec<(Database, Endpoint, Endpoint)>,
     checksums: bool,
+    unchecked: Vec<(Database, verify::Unchecked)>,
     timeout: Duration,
 ) -> Vec<DatabaseOutcome> {
     let tasks: Vec<_> = targets
         .into_iter()
         .map(|(db, left, right)| {
+            let left_out = unchecked
+                .iter()
+                .find(|(d, _)| *d == db)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default();
             tokio::spawn(async move {
                 let heads = tokio::task::spawn_blocking(move || read_heads(db));
-                let snapshots = verify::read_both(&left, &right, checksums, timeout).await;
+                let snapshots =
+                    verify::read_both(&left, &right, checksums, &left_out, timeout).await;
                 let heads = heads.await.ok();
                 match snapshots {
                     Ok((l, r)) => DatabaseOutcome::compared(verify::build(
@@ -135,6 +160,26 @@ pub async fn verify_all(
         outcomes.push(task.await.expect("a verification task panicked"));
     }
     outcomes
+}
+
+impl DbVerify {
+    /// With `--checksums` (and without `--unmasked`), each database's columns that the data
+    /// policy masks, when there is a policy: left out of the checksums.
+    fn unchecked(
+        &self,
+        targets: &[(Database, Endpoint, Endpoint)],
+    ) -> Result<Vec<(Database, verify::Unchecked)>> {
+        if !self.checksums || self.unmasked {
+            return Ok(Vec::new());
+        }
+        let Some((policy, _)) = Policy::load(&policy_path())? else {
+            return Ok(Vec::new());
+        };
+        Ok(targets
+            .iter()
+            .map(|(db, _, _)| (*db, masked_columns(&policy, DbKey::of(*db))))
+            .collect())
+    }
 }
 
 fn read_heads(db: Database) -> AlembicHeads {

@@ -113,6 +113,20 @@ impl PgTools {
 
     /// A tool invocation against one database. `args` come after the mandatory ones.
     pub fn command(&self, tool: Tool, side: Side, url: &DbUrl, args: &[&str]) -> PreparedCommand {
+        self.command_with_env(tool, side, url, args, &[])
+    }
+
+    /// [`PgTools::command`] with more variables in the tool's environment (values may be
+    /// secrets: `docker exec -e NAME` forwards each from the client's environment, so no value is
+    /// on a command line).
+    pub fn command_with_env(
+        &self,
+        tool: Tool,
+        side: Side,
+        url: &DbUrl,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> PreparedCommand {
         let url = self.url_for(side, url);
         let tool_args = tool
             .mandatory_args()
@@ -127,10 +141,16 @@ impl PgTools {
                     docker = docker.arg("-i");
                 }
                 docker = docker.args(["-e", "PGPASSWORD"]);
+                for (name, _) in env {
+                    docker = docker.args(["-e", name]);
+                }
                 docker.arg(&info.name).arg(tool.program()).args(tool_args)
             }
             PgTools::Host => PreparedCommand::new(tool.program()).args(tool_args),
         };
+        for (name, value) in env {
+            prepared = prepared.secret_env(name, value);
+        }
         match url.password() {
             Some(password) => prepared = prepared.secret_env("PGPASSWORD", password),
             None => prepared.env_remove.push("PGPASSWORD".to_string()),

@@ -3,15 +3,22 @@
 //! that the relay (`pg/stream/`) and the load take it as they take pg_dump's. Generated columns
 //! are left out, as pg_dump leaves them out.
 //!
-//! Not yet: partitions (the policy names the partitioned table; its partitions would take its
-//! rules), and the wiring into db-pull (`transfer/copy.rs::start_data_dump`).
+//! Partitions: the policy names a partitioned table (its root); each partition is copied on its
+//! own, by its own columns, under its root's rules. A partitioned table holds no rows itself and
+//! is not copied (as pg_dump writes its rows as each partition's). db-pull calls this through
+//! `transfer/masking.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     columns::{Column, TypeClass},
     mask::{copy_commands, masked_select, psql_args},
-    DbKey, Policy, TableKey, TablePolicy,
+    DbKey, Policy, Rule, TableKey, TablePolicy,
 };
-use crate::{pg::ident::QualifiedName, verify::catalog::Catalog};
+use crate::{
+    pg::ident::QualifiedName,
+    verify::catalog::{Catalog, TableKind},
+};
 
 /// What a rule may write into a column of this type (`format_type`'s text, as the catalog has it).
 pub fn type_class(data_type: &str) -> TypeClass {
@@ -37,23 +44,56 @@ pub fn policy_table(table: &QualifiedName) -> String {
     }
 }
 
-/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section)
-/// in the exported `snapshot`.
+/// The table a policy name stands for: `users` is `public.users`, `schema.table` that table.
+pub fn named_table(policy_name: &str) -> QualifiedName {
+    match policy_name.split_once('.') {
+        Some((schema, name)) => QualifiedName::new(schema, name),
+        None => QualifiedName::new("public", policy_name),
+    }
+}
+
+/// Each table's columns that `policy`'s `db` section changes (every rule but keep): a masked
+/// copy's values there differ from the source's by design.
+pub fn masked_columns(policy: &Policy, db: DbKey) -> BTreeMap<QualifiedName, BTreeSet<String>> {
+    policy
+        .tables
+        .iter()
+        .filter(|(key, _)| key.db == db)
+        .map(|(key, entry)| {
+            let masked: BTreeSet<String> = entry
+                .columns
+                .iter()
+                .filter(|(_, r)| !matches!(r, Rule::Keep))
+                .map(|(c, _)| c.clone())
+                .collect();
+            (named_table(&key.table), masked)
+        })
+        .filter(|(_, masked)| !masked.is_empty())
+        .collect()
+}
+
+/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section,
+/// under the rules of the table that `root_of` names: a partition's root) in the exported
+/// `snapshot`. Partitioned tables are left out: their partitions hold their rows.
 pub fn masked_copy_args<'a>(
     snapshot: &str,
     catalog: &Catalog,
     tables: impl IntoIterator<Item = &'a QualifiedName>,
     policy: &Policy,
     db: DbKey,
+    root_of: impl Fn(&QualifiedName) -> QualifiedName,
 ) -> Vec<String> {
     let empty = TablePolicy::default();
     let blocks: Vec<Vec<String>> = tables
         .into_iter()
         .filter_map(|name| {
             let table = catalog.tables.get(name)?;
+            if table.kind == TableKind::Partitioned {
+                return None;
+            }
             let key = TableKey {
                 db,
-                table: policy_table(name),
+                table: policy_table(&root_of(name)),
             };
             let columns: Vec<Column> = table
                 .columns
@@ -100,5 +140,17 @@ mod tests {
             "users"
         );
         assert_eq!(policy_table(&QualifiedName::new("app", "t")), "app.t");
+        assert_eq!(named_table("users"), QualifiedName::new("public", "users"));
+        assert_eq!(named_table("app.t"), QualifiedName::new("app", "t"));
+        let policy = Policy::parse(
+            "[core.users]\nid = \"keep\"\nemail = \"email\"\n[core.kept]\nid = \"keep\"\n\
+             [ai.\"app.notes\"]\nbody = \"null\"\n",
+        )
+        .unwrap();
+        let core = masked_columns(&policy, DbKey::Core);
+        assert_eq!(core.len(), 1, "{core:?}");
+        assert!(core[&QualifiedName::new("public", "users")].contains("email"));
+        let ai = masked_columns(&policy, DbKey::Ai);
+        assert!(ai[&QualifiedName::new("app", "notes")].contains("body"));
     }
 }

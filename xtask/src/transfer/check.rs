@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::{
-    copy::CopyStep, driver::Run, load::LoadMode, phases::Phase, selection::Selection,
+    copy::CopyStep, driver::Run, leak_scan, load::LoadMode, phases::Phase, selection::Selection,
     source::SourceRead, SchemaMode,
 };
 use crate::{
@@ -44,6 +44,10 @@ impl CopyStep<'_> {
             checksums: copy.checksums,
             heads,
             schema_from_source: copy.schema == SchemaMode::Source,
+            masked: self
+                .masking
+                .map(|m| m.masked_columns(self.db, self.source, &self.selection.tables))
+                .unwrap_or_default(),
         };
         let target = Endpoint::new(self.target_side.label(), self.target.clone());
         let check = ctx.block_on(verify_copy(
@@ -62,6 +66,25 @@ impl CopyStep<'_> {
                 self.target_side.label(),
                 check.problems.join("\n  ")
             );
+        }
+        if let Some(masking) = self.masking {
+            let scanned = masking.scanned_columns(self.db, self.source, &self.selection.tables);
+            let leaks = ctx.block_on(async {
+                let local = client::connect(self.target, ctx.timeout()).await?;
+                leak_scan::leaks(self.source, &local, &scanned).await
+            })?;
+            if !leaks.is_empty() {
+                bail!(
+                    "{label}: the masking did not hold: the {} copy holds source values of masked \
+                     columns (the data policy's rules, or a keep_where, let them through):\n  {}",
+                    self.target_side.label(),
+                    leaks.join("\n  ")
+                );
+            }
+            ctx.say(format!(
+                "{label}: masking checked: none of {} masked column(s) holds a source value",
+                scanned.len()
+            ));
         }
         let summary = check.summary(&expect, self.source);
         ctx.say(format!("verified against the source's snapshot: {summary}"));
@@ -128,6 +151,9 @@ pub struct Expectations<'a> {
     /// The target's schema was made from the source's (`--schema source`): it must be the
     /// source's, so a difference of structure is a failure, not a warning.
     pub schema_from_source: bool,
+    /// A masked pull's columns that the policy changes, per table: left out of the checksums
+    /// (their values differ from the source's by design; counts and the rest are compared).
+    pub masked: verify::Unchecked,
 }
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
@@ -146,8 +172,10 @@ pub async fn verify_copy(
     let mut conn = client::connect(url, timeout).await?;
     let tx = catalog::begin(&mut conn, url).await?;
     let target_catalog = catalog::read_catalog(&tx, url).await?;
-    let (source_plans, target_plans) =
+    let (mut source_plans, mut target_plans) =
         verify::plans(&source.catalog, &target_catalog, expect.checksums);
+    verify::leave_out(&mut source_plans, &expect.masked);
+    verify::leave_out(&mut target_plans, &expect.masked);
     // Both sides at once: the target's counts (and checksums) on its connection, the source's
     // checksums in its snapshot on the connection that holds it.
     let source_side = async {

@@ -12,6 +12,7 @@ use super::{
     driver::Run,
     finish,
     load::{LoadMode, LoadShaper, TargetSchema},
+    masking::Masking,
     progress::ProgressDisplay,
     sections,
     selection::{data_dump_args, Selection},
@@ -30,18 +31,27 @@ use crate::{
     },
 };
 
-/// Starts the pg_dump of the selection's data (in the source's snapshot) for a later
-/// [`CopyStep::load`], so that its start-up overlaps the target's preparation.
+/// Starts the dump of the selection's data (in the source's snapshot) for a later
+/// [`CopyStep::load`], so that its start-up overlaps the target's preparation: pg_dump's data
+/// dump, or with `masking` psql's masked copy of the same tables in the same shape.
 pub fn start_data_dump(
     tools: &PgTools,
     source: &SourceRead,
     source_side: Side,
     selection: &Selection,
     logs: &LoadLogs,
+    masking: Option<(&Masking, Database)>,
 ) -> Result<StartedDump> {
-    let args = data_dump_args(source, selection);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dump = tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args);
+    let dump = match masking {
+        Some((masking, db)) => {
+            masking.data_command(tools, source, source_side, db, &selection.tables)
+        }
+        None => {
+            let args = data_dump_args(source, selection);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            tools.command(Tool::PgDump, source_side, &source.endpoint.url, &args)
+        }
+    };
     StartedDump::start(&dump, &logs.dump)
 }
 
@@ -65,6 +75,8 @@ pub struct CopyStep<'a> {
     /// `--schema source`: the post-data section (indexes, constraints, triggers, policies) to
     /// create after the data, as pg_restore does (see `sections`).
     pub post_data: Option<&'a str>,
+    /// db-pull's data policy: the data comes masked from the source (`masking`), `None` raw.
+    pub masking: Option<&'a Masking>,
 }
 
 impl CopyStep<'_> {
@@ -95,6 +107,7 @@ impl CopyStep<'_> {
                 self.source_side,
                 self.selection,
                 self.logs,
+                self.masking.map(|m| (m, self.db)),
             )?),
         };
         let mut shaper = ctx.block_on(prepare_load(self, ctx.timeout()))?;

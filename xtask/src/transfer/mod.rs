@@ -15,6 +15,9 @@
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
 //! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
 //!   and post-data after it, and the roles its policies name;
+//! - `masking`: db-pull's data policy applied on the source (the masked copy instead of pg_dump's
+//!   data, its preflight checks); `leak_scan`: after it, no local value of a masked column is one
+//!   of the source's;
 //! - `phases`: the time each step took, for the end of the run;
 //! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
 //!   swapped in once verified.
@@ -25,8 +28,10 @@ pub mod check;
 pub mod copy;
 pub mod driver;
 pub mod finish;
+pub mod leak_scan;
 pub mod load;
 pub mod local_set;
+pub mod masking;
 pub mod parallel;
 pub mod partitions;
 pub mod phases;

@@ -68,14 +68,27 @@ impl CopyStep<'_> {
                         if i == 0 {
                             only.extend(&self.source.sequences);
                         }
-                        let args = dump_args(self.source, Some(&only));
-                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                        let dump = tools.command(
-                            Tool::PgDump,
-                            self.source_side,
-                            &self.source.endpoint.url,
-                            &args,
-                        );
+                        let dump = match self.masking {
+                            // The masked copy sets no sequence: the last transaction sets them all
+                            // (`finish`), as it does after pg_dump's.
+                            Some(masking) => masking.data_command(
+                                tools,
+                                self.source,
+                                self.source_side,
+                                self.db,
+                                tables,
+                            ),
+                            None => {
+                                let args = dump_args(self.source, Some(&only));
+                                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                                tools.command(
+                                    Tool::PgDump,
+                                    self.source_side,
+                                    &self.source.endpoint.url,
+                                    &args,
+                                )
+                            }
+                        };
                         // The job's number makes each psql's command line its own: a tool in a
                         // container is found (to be stopped) by its command line.
                         let job = format!("--variable=XTASK_JOB={i}");

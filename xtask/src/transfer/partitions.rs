@@ -63,6 +63,25 @@ impl Partitions {
         found
     }
 
+    /// The partitioned table at the top of `table`'s tree (`table` itself when it is no
+    /// partition): the data policy names only roots, and a partition takes its root's rules.
+    pub fn root_of(&self, table: &QualifiedName) -> QualifiedName {
+        let mut at = table.clone();
+        // Bounded by the number of parents: a catalog has no cycles, a bug must not loop.
+        for _ in 0..=self.direct.len() {
+            match self
+                .direct
+                .iter()
+                .find(|(_, parts)| parts.contains(&at))
+                .map(|(parent, _)| parent.clone())
+            {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        at
+    }
+
     /// `tables` and every partition under each of them.
     pub fn with_partitions(&self, tables: BTreeSet<QualifiedName>) -> BTreeSet<QualifiedName> {
         let mut all = tables.clone();
@@ -115,6 +134,15 @@ mod tests {
             ]
             .into(),
         }
+    }
+
+    #[test]
+    fn a_partition_at_any_depth_has_its_tree_root() {
+        let tree = tree();
+        assert_eq!(tree.root_of(&t("events_2026_q1")), t("events"));
+        assert_eq!(tree.root_of(&t("events_2025")), t("events"));
+        assert_eq!(tree.root_of(&t("events")), t("events"));
+        assert_eq!(tree.root_of(&t("users")), t("users"));
     }
 
     #[test]

@@ -25,7 +25,10 @@ mod data;
 pub mod report;
 mod schema;
 
-use std::time::Duration;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -84,12 +87,28 @@ impl SideInfo {
     }
 }
 
+/// Columns left out of the checksums, per table: those a masked pull rewrites by design.
+pub type Unchecked = BTreeMap<QualifiedName, BTreeSet<String>>;
+
+/// Leaves `unchecked`'s columns out of each plan's checksum.
+pub fn leave_out(plans: &mut [TablePlan], unchecked: &Unchecked) {
+    for plan in plans {
+        if let (Some(columns), Some(left_out)) =
+            (plan.checksum_columns.as_mut(), unchecked.get(&plan.table))
+        {
+            columns.retain(|c| !left_out.contains(c));
+        }
+    }
+}
+
 /// Connects to both sides at once and reads each in its own read-only snapshot: catalogs first,
-/// then counts (checksums over the columns both sides have), orphans and sequences.
+/// then counts (checksums over the columns both sides have, but `unchecked`'s), orphans and
+/// sequences.
 pub async fn read_both(
     left: &Endpoint,
     right: &Endpoint,
     checksums: bool,
+    unchecked: &Unchecked,
     timeout: Duration,
 ) -> Result<(Snapshot, Snapshot)> {
     let (lc, rc) = tokio::join!(
@@ -107,7 +126,9 @@ pub async fn read_both(
         catalog::read_catalog(&rt, &right.url)
     );
     let (lcat, rcat) = both(left, lcat, right, rcat)?;
-    let (lplans, rplans) = plans(&lcat, &rcat, checksums);
+    let (mut lplans, mut rplans) = plans(&lcat, &rcat, checksums);
+    leave_out(&mut lplans, unchecked);
+    leave_out(&mut rplans, unchecked);
     let (lm, rm) = tokio::join!(
         catalog::measure(&lt, &left.url, &lcat, &lplans),
         catalog::measure(&rt, &right.url, &rcat, &rplans)
@@ -171,7 +192,14 @@ pub async fn compare(
     right: &Endpoint,
     opts: &VerifyOptions,
 ) -> Result<DatabaseComparison> {
-    let (l, r) = read_both(left, right, opts.checksums, opts.connect_timeout).await?;
+    let (l, r) = read_both(
+        left,
+        right,
+        opts.checksums,
+        &Unchecked::new(),
+        opts.connect_timeout,
+    )
+    .await?;
     Ok(build(
         database,
         left,

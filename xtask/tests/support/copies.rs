@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::{run_xtask, PgContainer, Run};
 
-/// `cargo xtask <command> --yes --schema source --container <pg> <args...>`, its backups in
-/// `dir/b` and its logs in `dir/l`.
+/// `cargo xtask <command> --yes --schema source --container <pg> <args...>` (a pull with
+/// `--unmasked`), its backups in `dir/b` and its logs in `dir/l`.
 pub fn copy_schema_source_in(dir: &Path, command: &str, pg: &PgContainer, args: &[&str]) -> Run {
     let (backups, logs) = (dir.join("b"), dir.join("l"));
     let mut all = vec![
@@ -17,6 +17,10 @@ pub fn copy_schema_source_in(dir: &Path, command: &str, pg: &PgContainer, args: 
         "--container",
         &pg.name,
     ];
+    // These schemas are the tests' own, not the app's: the data policy does not classify them.
+    if command == "db-pull" {
+        all.push("--unmasked");
+    }
     all.extend_from_slice(args);
     run_xtask(
         &all,

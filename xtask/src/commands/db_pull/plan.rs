@@ -77,6 +77,17 @@ impl DbPull {
             out += &format!("    ... and {} more tables\n", largest.len() - 8);
         }
         out += &format!(
+            "  data: {}\n",
+            if p.own.masking.is_some() {
+                format!(
+                    "masked on the source by {}",
+                    crate::policy::policy_path().display()
+                )
+            } else {
+                "UNMASKED (--unmasked): every column as it is".to_string()
+            }
+        );
+        out += &format!(
             "  backup: {}",
             if self.copy.no_backup {
                 "none (--no-backup)".to_string()

@@ -280,7 +280,7 @@ fn verify(ctx: &Ctx, plan: &Plan) -> Result<Report> {
         )
     })
     .collect();
-    let outcomes = ctx.block_on(verify_all(targets, false, ctx.timeout()));
+    let outcomes = ctx.block_on(verify_all(targets, false, Vec::new(), ctx.timeout()));
     Ok(Report::new(false, outcomes))
 }
 
@@ -312,6 +312,8 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
             allow_uncopyable: false,
         },
         terminate_connections: false,
+        // Onboarding always masks: a laptop gets production's data only through the policy.
+        unmasked: false,
     }
     .run(&ctx.with_args(pull_args)?)
 }
