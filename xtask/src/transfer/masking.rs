@@ -35,8 +35,9 @@ pub struct Masking {
 
 impl Masking {
     /// Reads the policy (`policy::policy_path`) and the key (`XTASK_MASK_KEY`, from the
-    /// environment only); a usage error when there is no policy or the key is missing or bad.
-    pub fn load() -> Result<Masking> {
+    /// environment only, else `fallback`); a usage error when there is no policy or the key is
+    /// missing or bad.
+    pub fn load(fallback: Option<&str>) -> Result<Masking> {
         let path = policy_path();
         let Some((policy, _)) = Policy::load(&path)? else {
             return Err(UsageError::new(format!(
@@ -48,7 +49,10 @@ impl Masking {
             .into());
         };
         let pads = match needs_key(&policy) {
-            true => Some(key_pads(std::env::var(KEY_VAR).ok().as_deref())?),
+            true => {
+                let key = std::env::var(KEY_VAR).ok();
+                Some(key_pads(key.as_deref().or(fallback))?)
+            }
             false => None,
         };
         Ok(Masking { policy, pads })

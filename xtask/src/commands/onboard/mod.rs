@@ -314,6 +314,10 @@ fn pull(ctx: &Ctx, plan: &Plan, yes: bool, no_backup: bool) -> Result<()> {
         terminate_connections: false,
         // Onboarding always masks: a laptop gets production's data only through the policy.
         unmasked: false,
+        fallback_mask_key: match plan.kind {
+            SourceKind::Sandbox => Some(plan::SANDBOX_MASK_KEY),
+            SourceKind::Railway => None,
+        },
     }
     .run(&ctx.with_args(pull_args)?)
 }

@@ -16,6 +16,10 @@ use crate::{
 /// The sandbox "remote" on the local server, the source when no Railway URL is set.
 pub const SANDBOX_DB: &str = "sandbox_remote_db";
 pub const SANDBOX_AI_DB: &str = "sandbox_remote_ai_db";
+/// The masking key of a pull from the sandbox when `XTASK_MASK_KEY` is not set. It is no secret:
+/// the sandbox holds the seed's made-up rows, never production's; a pull from Railway needs the
+/// team's own key.
+pub const SANDBOX_MASK_KEY: &str = "onboarding-sandbox-seed-data-only";
 /// The image of backend/docker-compose.yml (and of the tests).
 pub const IMAGE: &str = "pgvector/pgvector:pg17";
 
