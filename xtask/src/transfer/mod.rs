@@ -14,7 +14,8 @@
 //!   `around_data`: the target's NOT VALID checks and `--schema source`'s post-data around it;
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
 //! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
-//!   and post-data after it, and the roles its policies name;
+//!   and post-data after it, and the roles its policies name; `post_data`: that section cut
+//!   for a parallel load, its indexes and keys built on several connections;
 //! - `phases`: the time each step took, for the end of the run;
 //! - `staging` (and `schema_cache`): db-pull's new copy, built next to the local database and
 //!   swapped in once verified.
@@ -30,6 +31,7 @@ pub mod local_set;
 pub mod parallel;
 pub mod partitions;
 pub mod phases;
+pub mod post_data;
 pub mod progress;
 pub mod roles;
 pub mod schema_cache;
