@@ -112,7 +112,18 @@ pub fn build<T>(
 /// the local server where missing; the pre-data section; the post-data section kept in `built`.
 fn copy_source_schema<T>(run: &Run, job: &Job<T>, built: &mut Built) -> Result<()> {
     let (ctx, url) = (run.ctx, &built.url);
-    let roles = roles::missing_on_target(ctx, &job.source.endpoint.url, url)?;
+    // The sections are dumped while the roles are checked and the target's version read.
+    let (tools, source) = (run.tools, &job.source);
+    let (roles, version, schema) = std::thread::scope(|scope| {
+        let schema = scope.spawn(move || SourceSchema::dump(tools, source, Side::Remote));
+        let roles = roles::missing_on_target(ctx, &job.source.endpoint.url, url);
+        let version = sections::target_version(ctx, url);
+        let schema = schema
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the schema dump's thread panicked")));
+        (roles, version, schema)
+    });
+    let (roles, schema) = (roles?, schema?);
     if !roles.is_empty() {
         roles::create_nologin(ctx, url, &roles)?;
         ctx.say(format!(
@@ -122,8 +133,7 @@ fn copy_source_schema<T>(run: &Run, job: &Job<T>, built: &mut Built) -> Result<(
         ));
     }
     built.created_roles = roles;
-    let schema = SourceSchema::dump(ctx, run.tools, &job.source, Side::Remote)?;
-    let sql = schema.for_target(sections::target_version(ctx, url)?);
+    let sql = schema.for_target(version?);
     sections::run_section(
         ctx,
         run.tools,

@@ -84,7 +84,7 @@ fn schema_differences(local: &Catalog, remote: &Catalog) -> Vec<String> {
 /// load's transaction, or run now when the load needs the keys first (upsert).
 pub(super) fn create(run: &Run, p: &mut Job<Pushed>, post_data_after: bool) -> Result<()> {
     let ctx = run.ctx;
-    let schema = SourceSchema::dump(ctx, run.tools, &p.source, Side::Local)?;
+    let schema = SourceSchema::dump(run.tools, &p.source, Side::Local)?;
     let sql = schema.for_target(sections::target_version(ctx, &p.target)?);
     sections::run_section(
         ctx,
