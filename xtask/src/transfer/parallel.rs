@@ -202,13 +202,21 @@ pub(super) async fn build_on_lanes(
                     .with_context(|| format!("setting up an index build session on {target}"))?;
             }
             for sql in lane {
-                conn.batch_execute(sql)
-                    .await
-                    .with_context(|| format!("building indexes in {target}: {sql}"))?;
+                conn.batch_execute(sql).await.with_context(|| {
+                    format!("building indexes in {target}: {}", first_statement(sql))
+                })?;
             }
             anyhow::Ok(())
         },
     ))
     .await?;
     Ok(())
+}
+
+/// The first line of `sql` that is neither a comment nor a setting, for an error message.
+fn first_statement(sql: &str) -> &str {
+    sql.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with("SET "))
+        .unwrap_or("")
 }
