@@ -13,8 +13,8 @@ use super::{
     finish,
     load::{LoadMode, LoadShaper, TargetSchema},
     masking::Masking,
+    post_data,
     progress::ProgressDisplay,
-    sections,
     selection::{data_dump_args, Selection},
     source::SourceRead,
     LoadLogs,
@@ -30,6 +30,10 @@ use crate::{
         PgTools, Tool,
     },
 };
+
+/// The size on the source from which a staging table is truncated in the load's transaction so
+/// that its rows are copied frozen.
+pub const FREEZE_MIN_BYTES: i64 = 1 << 20;
 
 /// Starts the dump of the selection's data (in the source's snapshot) for a later
 /// [`CopyStep::load`], so that its start-up overlaps the target's preparation: pg_dump's data
@@ -113,6 +117,10 @@ impl CopyStep<'_> {
         let mut shaper = ctx.block_on(prepare_load(self, ctx.timeout()))?;
         if self.staging {
             shaper.rebuild_indexes();
+            // A parallel load's jobs truncate and freeze their own tables (see `parallel`).
+            if !parallel {
+                shaper.freeze(self.large_tables());
+            }
         }
         shaper.expect_rows(
             self.selection
@@ -138,14 +146,15 @@ impl CopyStep<'_> {
             let loaded = self.load_parallel(run, &mut shaper, jobs)?;
             // A staging database: the post-data section needs no transaction shared with the
             // data, since a failure discards the whole database.
+            // Its indexes and keys are built on the jobs' connections at once.
             if let Some(post_data) = self.post_data {
-                sections::run_section(
-                    ctx,
-                    tools,
+                post_data::run_parallel(
+                    run,
                     self.target,
                     self.target_side,
-                    "post-data section (indexes, constraints, triggers, policies)",
                     post_data,
+                    &self.source.sizes,
+                    jobs,
                 )?;
             }
             (loaded, format!("on {jobs} connections"))
@@ -167,6 +176,23 @@ impl CopyStep<'_> {
             self.logs.load.display()
         ));
         Ok(())
+    }
+
+    /// The selected tables whose COPY is worth a `FREEZE` (and so a TRUNCATE in the load's
+    /// transaction, which creates new files even for an empty table): those of at least
+    /// [`FREEZE_MIN_BYTES`] on the source.
+    pub(super) fn large_tables(&self) -> BTreeSet<QualifiedName> {
+        self.selection
+            .tables
+            .iter()
+            .filter(|t| {
+                self.source
+                    .sizes
+                    .get(*t)
+                    .is_some_and(|s| *s >= FREEZE_MIN_BYTES)
+            })
+            .cloned()
+            .collect()
     }
 
     /// Streams the selection's data from the source into the target in one transaction, from

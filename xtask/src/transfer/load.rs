@@ -6,8 +6,9 @@
 //! primary key (upsert). None of it needs a superuser: the table owner may do all of it.
 //!
 //! Into a staging database that the xtask built itself, the secondary indexes (those that back no
-//! constraint) are also dropped before the data and built after it: one sort per index instead of
-//! one insertion per row. The same SQL serves a parallel load, cut into its phases: `prologue` in
+//! constraint), the primary keys and the unique and exclusion constraints (see `keys`) are also
+//! dropped before the data and built after it: one sort per index instead of one insertion per
+//! row. The large tables are truncated in the load's transaction so that their COPY may `FREEZE`. The same SQL serves a parallel load, cut into its phases: `prologue` in
 //! a transaction of its own, the data on several connections, `index_builds` spread over them,
 //! then `constraints` in one last transaction.
 //!
@@ -30,7 +31,9 @@ use crate::pg::stream::{CopyHeader, Shaper, TableProgress};
 use crate::pg::version::ToolVersion;
 
 pub use super::finish::{Finish, SequenceValue};
-pub use super::target_schema::{ForeignKeyDef, IndexDef, SequenceDef, TargetSchema, TriggerDef};
+pub use super::target_schema::{
+    ForeignKeyDef, IndexDef, KeyConstraintDef, SequenceDef, TargetSchema, TriggerDef,
+};
 
 /// How loaded rows meet the rows already in the target's tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -56,6 +59,9 @@ pub struct LoadShaper {
     rebuild_indexes: bool,
     /// Replace mode: the loaded tables that hold rows; `None` (unknown) truncates them all.
     holding_rows: Option<BTreeSet<QualifiedName>>,
+    /// Replace mode: tables truncated in the load's transaction whatever they hold, so that
+    /// their COPY may `FREEZE` (see `freeze`).
+    frozen: BTreeSet<QualifiedName>,
     /// `SET LOCAL lock_timeout` for the load's transaction (`None`: the server's own setting).
     lock_timeout: Option<Duration>,
     /// The target server's version, for the settings of pg_dump's stream it rejects.
@@ -99,6 +105,7 @@ impl LoadShaper {
             expected_rows: BTreeMap::new(),
             rebuild_indexes: false,
             holding_rows: None,
+            frozen: BTreeSet::new(),
             lock_timeout: None,
             target_version: None,
             finish: Finish::default(),
@@ -122,6 +129,17 @@ impl LoadShaper {
         self.holding_rows = Some(holding);
     }
 
+    /// Replace mode truncates `tables` (of the loaded ones) in the load's transaction even when
+    /// empty, and their COPY writes its rows frozen (`COPY ... WITH (FREEZE)`).
+    pub fn freeze(&mut self, tables: BTreeSet<QualifiedName>) {
+        if self.mode == LoadMode::Replace {
+            self.frozen = tables
+                .into_iter()
+                .filter(|t| self.tables.contains(t) && !self.schema.is_partitioned(t))
+                .collect();
+        }
+    }
+
     /// Bounds each of the load's lock waits by `timeout` (`None`: no limit): it fails instead of
     /// waiting behind another session, and of holding everyone queued behind it.
     pub fn bound_lock_waits(&mut self, timeout: Option<Duration>) {
@@ -138,6 +156,11 @@ impl LoadShaper {
     /// materialized views refreshed from the loaded rows.
     pub fn finish_with(&mut self, finish: Finish) {
         self.finish = finish;
+    }
+
+    /// The target's side of the load, as read before it.
+    pub fn schema(&self) -> &TargetSchema {
+        &self.schema
     }
 
     pub fn mode(&self) -> LoadMode {
@@ -169,19 +192,32 @@ impl LoadShaper {
             .filter(|i| self.rebuild_indexes && self.tables.contains(&i.table))
     }
 
-    /// One `CREATE INDEX` per secondary index to build after the data, with its table (the
-    /// caller spreads them over connections by table size).
-    pub fn index_builds(&self) -> Vec<(QualifiedName, String)> {
-        self.indexes()
-            .map(|i| (i.table.clone(), format!("{};", i.definition)))
-            .collect()
+    /// The primary keys, unique and exclusion constraints built after the data: into a staging
+    /// database that is replaced (an upsert merges by its keys).
+    fn key_constraints(&self) -> impl Iterator<Item = &KeyConstraintDef> {
+        self.schema.key_constraints.iter().filter(|k| {
+            self.rebuild_indexes && self.mode == LoadMode::Replace && self.tables.contains(&k.table)
+        })
     }
 
-    /// After the data and the indexes: foreign keys re-added (every row validated), each table's
+    /// One statement per index to build after the data (each key's index, then each secondary
+    /// index), with its table: the caller spreads them over connections by table size, each
+    /// statement its own transaction (or all in the load's).
+    pub fn index_builds(&self) -> Vec<(QualifiedName, String)> {
+        let mut builds = keys::build_sql(self.key_constraints());
+        builds.extend(
+            self.indexes()
+                .map(|i| (i.table.clone(), format!("{};", i.definition))),
+        );
+        builds
+    }
+
+    /// After the data and the indexes: the keys built as bare indexes attached to their
+    /// constraints, foreign keys re-added (every row validated), each table's
     /// row count asserted, triggers put back as they were; then the sequences set and the
     /// materialized views refreshed (`finish_with`), last so that a refresh reads every row.
     pub fn constraints(&self) -> String {
-        let mut sql = String::new();
+        let mut sql = keys::attach_sql(self.key_constraints());
         // Re-adding validates every row: a load that breaks a reference fails here, whole.
         for fk in self.foreign_keys() {
             let _ = writeln!(
@@ -255,6 +291,7 @@ impl Shaper for LoadShaper {
                 quote_ident(&fk.name)
             );
         }
+        sql.push_str(&keys::drop_sql(self.key_constraints()));
         for t in self.triggers() {
             let _ = writeln!(
                 sql,
@@ -268,10 +305,10 @@ impl Shaper for LoadShaper {
         }
         match self.mode {
             LoadMode::Replace => {
-                let holding = self
-                    .tables
-                    .iter()
-                    .filter(|t| self.holding_rows.as_ref().is_none_or(|h| h.contains(*t)));
+                let holding = self.tables.iter().filter(|t| {
+                    self.frozen.contains(*t)
+                        || self.holding_rows.as_ref().is_none_or(|h| h.contains(*t))
+                });
                 sql.push_str(&shapes::truncate_sql(&self.schema, holding));
             }
             LoadMode::Upsert => {
@@ -290,6 +327,9 @@ impl Shaper for LoadShaper {
                 quote_ident(temp),
                 column_list(&header.columns)
             ),
+            None if self.frozen.contains(&header.table) => {
+                with_freeze(line).unwrap_or_else(|| line.to_string())
+            }
             None => line.to_string(),
         }
     }
@@ -376,6 +416,15 @@ impl Shaper for LoadShaper {
     }
 }
 
+/// pg_dump's `COPY ... FROM stdin;` with `FREEZE`: the rows are written frozen and all-visible,
+/// so that the first reads (the verification's) do not rewrite every page to set hint bits. Only
+/// for a table created or truncated in the same transaction (else the COPY fails).
+pub fn with_freeze(copy_line: &str) -> Option<String> {
+    copy_line
+        .strip_suffix(" FROM stdin;")
+        .map(|head| format!("{head} FROM stdin WITH (FREEZE);"))
+}
+
 fn column_list(columns: &[String]) -> String {
     columns
         .iter()
@@ -384,6 +433,7 @@ fn column_list(columns: &[String]) -> String {
         .join(", ")
 }
 
+mod keys;
 mod shapes;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,8 @@
 //!   `around_data`: the target's NOT VALID checks and `--schema source`'s post-data around it;
 //! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
 //! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
-//!   and post-data after it, and the roles its policies name;
+//!   and post-data after it, and the roles its policies name; `post_data`: that section cut
+//!   for a parallel load, its indexes and keys built on several connections;
 //! - `masking`: db-pull's data policy applied on the source (the masked copy instead of pg_dump's
 //!   data, its preflight checks); `leak_scan`: after it, no local value of a masked column is one
 //!   of the source's;
@@ -35,6 +36,7 @@ pub mod masking;
 pub mod parallel;
 pub mod partitions;
 pub mod phases;
+pub mod post_data;
 pub mod progress;
 pub mod roles;
 pub mod schema_cache;

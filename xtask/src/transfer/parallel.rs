@@ -1,22 +1,55 @@
 //! A full pull's load into its staging database on several connections (`--jobs N`): each job
-//! relays its own tables in the source's one snapshot, then the secondary indexes are built spread
-//! over the connections and one last transaction re-adds the foreign keys and checks the counts.
+//! relays its own tables in the source's one snapshot (truncating its large ones first in its
+//! transaction, so that their COPY may `FREEZE`), then the indexes (primary keys and unique ones
+//! included) are built spread over the connections and one last transaction attaches the keys,
+//! re-adds the foreign keys and checks the counts.
+
+use std::collections::BTreeSet;
 
 use anyhow::{anyhow, Context, Result};
 
 use super::{
     copy::CopyStep,
     driver::Run,
-    load::LoadShaper,
+    load::{with_freeze, LoadShaper},
     progress::ProgressDisplay,
     selection::{dump_args, split_jobs},
 };
 use crate::pg::{
     client,
     ident::QualifiedName,
-    stream::{self, StreamProgress},
+    stream::{self, CopyHeader, Shaper, StreamProgress, TableProgress},
     Tool,
 };
+
+/// One job's relay: `BEGIN`, its large tables truncated, the COPY blocks (theirs `FREEZE`),
+/// `COMMIT`.
+struct FrozenJob {
+    frozen: BTreeSet<QualifiedName>,
+}
+
+impl Shaper for FrozenJob {
+    fn prologue(&mut self) -> String {
+        if self.frozen.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self
+            .frozen
+            .iter()
+            .map(|t| format!("ONLY {}", t.sql()))
+            .collect();
+        format!("TRUNCATE TABLE {};\n", list.join(", "))
+    }
+    fn copy_header(&mut self, header: &CopyHeader, line: &str) -> String {
+        match self.frozen.contains(&header.table) {
+            true => with_freeze(line).unwrap_or_else(|| line.to_string()),
+            false => line.to_string(),
+        }
+    }
+    fn epilogue(&mut self, _loaded: &[TableProgress]) -> String {
+        String::new()
+    }
+}
 
 impl CopyStep<'_> {
     /// A staging database loaded by `jobs` relays at once, each with its own tables in the same
@@ -31,7 +64,6 @@ impl CopyStep<'_> {
         shaper: &mut LoadShaper,
         jobs: usize,
     ) -> Result<Vec<stream::TableProgress>> {
-        use stream::Shaper as _;
         // The jobs' threads get the tools and the runtime, never the Ctx (not Sync).
         let (rt, tools) = (&run.ctx.rt, run.tools);
         let timeout = run.ctx.timeout();
@@ -45,6 +77,17 @@ impl CopyStep<'_> {
         })?;
 
         let parts = split_jobs(&self.selection.tables, &self.source.sizes, jobs);
+        let large = self.large_tables();
+        let frozen: Vec<BTreeSet<QualifiedName>> = parts
+            .iter()
+            .map(|tables| {
+                tables
+                    .iter()
+                    .filter(|t| large.contains(*t) && !shaper.schema().is_partitioned(t))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
         let group = stream::JobGroup::default();
         let progress: Vec<StreamProgress> =
             parts.iter().map(|_| StreamProgress::default()).collect();
@@ -62,6 +105,7 @@ impl CopyStep<'_> {
                 .enumerate()
                 .map(|(i, tables)| {
                     let (group, progress) = (&group, &progress[i]);
+                    let frozen = frozen[i].clone();
                     s.spawn(move || {
                         // Job 0 also sets every sequence; owned ones may come twice (same value).
                         let mut only: Vec<&QualifiedName> = tables.iter().collect();
@@ -98,7 +142,7 @@ impl CopyStep<'_> {
                         let result = stream::relay(
                             &dump,
                             &load,
-                            &mut stream::DataOnly,
+                            &mut FrozenJob { frozen },
                             &logs.dump,
                             &logs.load,
                             progress,
@@ -130,7 +174,7 @@ impl CopyStep<'_> {
         run.phases.data_sent(Some(std::time::Instant::now()));
         crate::interrupt::check("the data load")?;
 
-        // Secondary indexes: the biggest tables' first, spread over the connections.
+        // Every index, the keys' included: the biggest tables' first, spread over the connections.
         let mut builds = shaper.index_builds();
         builds.sort_by_key(|(t, _)| std::cmp::Reverse(self.source.sizes.get(t).copied()));
         let mut lanes: Vec<Vec<String>> = vec![Vec::new(); jobs.min(builds.len()).max(1)];
@@ -140,15 +184,7 @@ impl CopyStep<'_> {
         }
         let constraints = shaper.constraints();
         rt.block_on(async {
-            futures_util::future::try_join_all(lanes.iter().filter(|l| !l.is_empty()).map(
-                |lane| async move {
-                    let conn = client::connect(target, timeout).await?;
-                    conn.batch_execute(&lane.join("\n"))
-                        .await
-                        .with_context(|| format!("building indexes in {target}"))
-                },
-            ))
-            .await?;
+            build_on_lanes(target, timeout, &lanes, "").await?;
             let conn = client::connect(target, timeout).await?;
             conn.batch_execute(&format!("BEGIN;\n{constraints}COMMIT;"))
                 .await
@@ -158,4 +194,42 @@ impl CopyStep<'_> {
         })?;
         Ok(progress.iter().flat_map(StreamProgress::snapshot).collect())
     }
+}
+
+/// Runs each lane's statements on a connection of its own, the lanes at once: each statement in
+/// its own transaction, so that a lane holds one table's lock at a time and no two lanes can wait
+/// for each other (an `ALTER TABLE` beside a `CREATE INDEX` on the same table only waits). Each
+/// connection first runs `setup` (settings).
+pub(super) async fn build_on_lanes(
+    target: &crate::config::DbUrl,
+    timeout: std::time::Duration,
+    lanes: &[Vec<String>],
+    setup: &str,
+) -> Result<()> {
+    futures_util::future::try_join_all(lanes.iter().filter(|l| !l.is_empty()).map(
+        |lane| async move {
+            let conn = client::connect(target, timeout).await?;
+            if !setup.is_empty() {
+                conn.batch_execute(setup)
+                    .await
+                    .with_context(|| format!("setting up an index build session on {target}"))?;
+            }
+            for sql in lane {
+                conn.batch_execute(sql).await.with_context(|| {
+                    format!("building indexes in {target}: {}", first_statement(sql))
+                })?;
+            }
+            anyhow::Ok(())
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The first line of `sql` that is neither a comment nor a setting, for an error message.
+fn first_statement(sql: &str) -> &str {
+    sql.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with("SET "))
+        .unwrap_or("")
 }

@@ -11,6 +11,7 @@
 //! load's transaction (`around_data`), after the data and its row-count checks, before COMMIT.
 
 use anyhow::{Context, Result};
+use xshell::Shell;
 
 use super::{load::LoadMode, source::SourceRead};
 use crate::{
@@ -32,8 +33,9 @@ struct TargetSql {
 }
 
 impl SourceSchema {
-    /// `pg_dump --section=pre-data` and `--section=post-data` of the source, in its snapshot.
-    fn dump(ctx: &Ctx, tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
+    /// `pg_dump --section=pre-data` and `--section=post-data` of the source, in its snapshot,
+    /// both at once (each is mostly pg_dump's start-up and catalog reads).
+    fn dump(tools: &PgTools, source: &SourceRead, side: Side) -> Result<Self> {
         let section = |name: &str| {
             let mut args = vec![
                 "--no-owner".to_string(),
@@ -42,9 +44,10 @@ impl SourceSchema {
             ];
             args.extend(source.dump_args());
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let sh = Shell::new().context("starting a shell")?;
             tools
                 .command(Tool::PgDump, side, &source.endpoint.url, &args)
-                .read(&ctx.sh)
+                .read(&sh)
                 .with_context(|| {
                     format!(
                         "dumping the {name} section of the schema of {}",
@@ -52,9 +55,17 @@ impl SourceSchema {
                     )
                 })
         };
+        let (pre_data, post_data) = std::thread::scope(|scope| {
+            let post_data = scope.spawn(|| section("post-data"));
+            let pre_data = section("pre-data");
+            let post_data = post_data
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the post-data dump's thread panicked")));
+            (pre_data, post_data)
+        });
         Ok(SourceSchema {
-            pre_data: section("pre-data")?,
-            post_data: section("post-data")?,
+            pre_data: pre_data?,
+            post_data: post_data?,
         })
     }
 
@@ -77,7 +88,7 @@ pub fn create_pre_data(
     target: (&DbUrl, Side),
 ) -> Result<String> {
     let ((source, source_side), (target, target_side)) = (source, target);
-    let schema = SourceSchema::dump(ctx, tools, source, source_side)?;
+    let schema = SourceSchema::dump(tools, source, source_side)?;
     let server = ctx.block_on(async {
         let conn = client::connect(target, ctx.timeout()).await?;
         client::server_version(&conn)

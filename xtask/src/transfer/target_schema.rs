@@ -1,6 +1,7 @@
 //! The target's side of a load, read from its catalog before the load starts: the foreign keys,
-//! indexes and triggers around the loaded tables, their primary keys, the sequences they own,
-//! which are partitioned and which columns are identity `ALWAYS`.
+//! indexes, key constraints (primary keys, unique and exclusion constraints) and triggers around
+//! the loaded tables, their primary keys, the sequences they own, which are partitioned and which
+//! columns are identity `ALWAYS`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +44,21 @@ pub struct IndexDef {
     pub definition: String,
 }
 
+/// A primary key, unique or exclusion constraint that may be dropped before a load into a staging
+/// database and added back after it: its index is then built by one sort of the loaded rows.
+/// Those that something else hangs on are not read (see `KEY_CONSTRAINTS_SQL`).
+#[derive(Clone, Debug)]
+pub struct KeyConstraintDef {
+    pub table: QualifiedName,
+    pub name: String,
+    /// `pg_get_constraintdef`, schema-qualified (read with an empty search_path).
+    pub definition: String,
+    /// `PRIMARY KEY` or `UNIQUE`, with its index's `pg_get_indexdef`, when the index can be built
+    /// on its own and then attached (`ADD CONSTRAINT ... USING INDEX`): a plain table's
+    /// non-deferrable key in the default tablespace. Otherwise the constraint is added whole.
+    pub attach: Option<(&'static str, String)>,
+}
+
 /// A table's identity `ALWAYS` columns, and the table whose `ALTER` changes them.
 #[derive(Clone, Debug)]
 pub struct IdentityAlways {
@@ -55,6 +71,7 @@ pub struct IdentityAlways {
 pub struct TargetSchema {
     pub foreign_keys: Vec<ForeignKeyDef>,
     pub indexes: Vec<IndexDef>,
+    pub key_constraints: Vec<KeyConstraintDef>,
     pub triggers: Vec<TriggerDef>,
     pub primary_keys: BTreeMap<QualifiedName, Vec<String>>,
     pub sequences: Vec<SequenceDef>,
@@ -124,6 +141,32 @@ WHERE c.relkind = 'r' AND x.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = x.indexrelid)
 ORDER BY 1, 2, 3";
 
+// Primary keys, unique and exclusion constraints of tables (a partition's come with its parent's),
+// but for those whose drop would lose something or fail: an index marked for CLUSTER or as the
+// replica identity, a comment on the constraint or its index, an object that depends on the
+// constraint itself (a view grouping by the primary key).
+const KEY_CONSTRAINTS_SQL: &str = "\
+SELECT n.nspname, c.relname, k.conname, pg_catalog.pg_get_constraintdef(k.oid),
+       CASE WHEN c.relkind = 'r' AND k.contype IN ('p', 'u') AND NOT k.condeferrable
+                 AND i.reltablespace = 0
+            THEN pg_catalog.pg_get_indexdef(k.conindid) END,
+       k.contype = 'p'
+FROM pg_catalog.pg_constraint k
+JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_index x ON x.indexrelid = k.conindid
+JOIN pg_catalog.pg_class i ON i.oid = k.conindid
+WHERE k.contype IN ('p', 'u', 'x') AND k.conparentid = 0 AND c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+  AND x.indisvalid AND NOT x.indisclustered AND NOT x.indisreplident
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_description d
+                  WHERE (d.classoid = 'pg_catalog.pg_constraint'::regclass AND d.objoid = k.oid)
+                     OR (d.classoid = 'pg_catalog.pg_class'::regclass AND d.objoid = k.conindid))
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_constraint'::regclass
+                    AND d.refobjid = k.oid AND d.deptype = 'n')
+ORDER BY 1, 2, 3";
+
 const TABLES_SQL: &str = "\
 SELECT n.nspname, c.relname, c.relkind = 'p'
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -177,6 +220,10 @@ impl TargetSchema {
             .query(INDEXES_SQL, &[])
             .await
             .with_context(|| ctx("indexes"))?;
+        let key_constraints = client
+            .query(KEY_CONSTRAINTS_SQL, &[])
+            .await
+            .with_context(|| ctx("primary keys and unique constraints"))?;
         let identity_always = client
             .query(IDENTITY_ALWAYS_SQL, &[])
             .await
@@ -188,6 +235,22 @@ impl TargetSchema {
                     table: name(r, 0, 1),
                     name: name(r, 0, 2),
                     definition: r.get(3),
+                })
+                .collect(),
+            key_constraints: key_constraints
+                .iter()
+                .map(|r| KeyConstraintDef {
+                    table: name(r, 0, 1),
+                    name: r.get(2),
+                    definition: r.get(3),
+                    attach: r.get::<_, Option<String>>(4).map(|index| {
+                        let kind = if r.get::<_, bool>(5) {
+                            "PRIMARY KEY"
+                        } else {
+                            "UNIQUE"
+                        };
+                        (kind, index)
+                    }),
                 })
                 .collect(),
             foreign_keys: fks
