@@ -21,19 +21,10 @@ pub fn confirm_destructive(action: &str, expected: &str, yes: bool) -> Result<()
         ))
         .into());
     }
-    let mut stderr = std::io::stderr();
-    write!(
-        stderr,
+    let answer = ask(&format!(
         "This will {action}.\nType the database name `{expected}` to continue: "
-    )
-    .and_then(|_| stderr.flush())
-    .context("writing the confirmation prompt")?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .context("reading the confirmation")?;
-    check_answer(answer.trim_end_matches(['\r', '\n']), expected)
+    ))?;
+    check_answer(&answer, expected)
 }
 
 /// On a terminal, asks for `word` to be typed before `action`, whatever `--yes` says (a choice
@@ -42,8 +33,14 @@ pub fn confirm_word(action: &str, word: &str) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Ok(());
     }
+    let answer = ask(&format!("This will {action}.\nType `{word}` to continue: "))?;
+    check_answer(&answer, word)
+}
+
+/// Writes `prompt` to stderr and reads one line of the terminal's answer, without its line end.
+fn ask(prompt: &str) -> Result<String> {
     let mut stderr = std::io::stderr();
-    write!(stderr, "This will {action}.\nType `{word}` to continue: ")
+    write!(stderr, "{prompt}")
         .and_then(|_| stderr.flush())
         .context("writing the confirmation prompt")?;
     let mut answer = String::new();
@@ -51,7 +48,7 @@ pub fn confirm_word(action: &str, word: &str) -> Result<()> {
         .lock()
         .read_line(&mut answer)
         .context("reading the confirmation")?;
-    check_answer(answer.trim_end_matches(['\r', '\n']), word)
+    Ok(answer.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn check_answer(answer: &str, expected: &str) -> Result<()> {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{
     columns::{Column, TypeClass},
     mask::{copy_commands, masked_select, psql_args},
-    DbKey, Policy, Rule, TableKey, TablePolicy,
+    DbKey, Policy, TableKey, TablePolicy,
 };
 use crate::{
     pg::ident::QualifiedName,
@@ -59,15 +59,7 @@ pub fn masked_columns(policy: &Policy, db: DbKey) -> BTreeMap<QualifiedName, BTr
         .tables
         .iter()
         .filter(|(key, _)| key.db == db)
-        .map(|(key, entry)| {
-            let masked: BTreeSet<String> = entry
-                .columns
-                .iter()
-                .filter(|(_, r)| !matches!(r, Rule::Keep))
-                .map(|(c, _)| c.clone())
-                .collect();
-            (named_table(&key.table), masked)
-        })
+        .map(|(key, entry)| (named_table(&key.table), entry.masked_columns()))
         .filter(|(_, masked)| !masked.is_empty())
         .collect()
 }

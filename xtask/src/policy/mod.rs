@@ -13,7 +13,11 @@ pub mod mask;
 #[cfg(test)]
 mod tests;
 
-use std::{collections::BTreeMap, fmt, path::PathBuf};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::PathBuf,
+};
 
 use anyhow::{bail, Context, Result};
 
@@ -77,6 +81,18 @@ pub struct TablePolicy {
     /// A SQL condition on the source's row: rows for which it is true are copied unmasked.
     pub keep_where: Option<String>,
     pub columns: BTreeMap<String, Rule>,
+}
+
+impl TablePolicy {
+    /// The columns whose rule changes them (every rule but keep): a masked copy's values there
+    /// differ from the source's by design.
+    pub fn masked_columns(&self) -> BTreeSet<String> {
+        self.columns
+            .iter()
+            .filter(|(_, rule)| !matches!(rule, Rule::Keep))
+            .map(|(column, _)| column.clone())
+            .collect()
+    }
 }
 
 /// A table as the policy names it: `users` for `public.users`, `schema.table` otherwise.

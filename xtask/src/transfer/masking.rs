@@ -23,7 +23,7 @@ use crate::{
         dump::{masked_copy_args, policy_table},
         gate::{key_pads, needs_key, refuse_unclassified},
         mask::{Pads, KEY_VAR},
-        policy_path, DbKey, Policy, Rule, TableKey,
+        policy_path, DbKey, Policy, TableKey,
     },
 };
 
@@ -151,12 +151,7 @@ impl Masking {
                     table: policy_table(&source.partitions.root_of(t)),
                 };
                 let entry = self.policy.tables.get(&key)?;
-                let masked: BTreeSet<String> = entry
-                    .columns
-                    .iter()
-                    .filter(|(_, r)| !matches!(r, Rule::Keep))
-                    .map(|(c, _)| c.clone())
-                    .collect();
+                let masked = entry.masked_columns();
                 (!masked.is_empty()).then(|| (t.clone(), masked))
             })
             .collect()
