@@ -349,3 +349,61 @@ fn a_partition_takes_its_roots_rules() {
     let leaked = files_holding(logs.path(), &["@corp.example".to_string()]);
     assert!(leaked.is_empty(), "source values in {leaked:?}");
 }
+
+/// The same masking in host mode, between two host clusters: the host's psql runs the masked
+/// copy (the key's pads in its environment), and no secret reaches the local database.
+#[test]
+fn a_host_mode_pull_masks_as_a_docker_mode_pull_does() {
+    let (source, target) = (support::HostCluster::start(), support::HostCluster::start());
+    let path = format!(
+        "{}:{}",
+        source.bin.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let dirs = tempfile::TempDir::new().unwrap();
+    let (src, dst) = (source.url(CORE), target.url(CORE));
+    let (backups, logs) = (dirs.path().join("b"), dirs.path().join("l"));
+    let run = |args: &[&str], remote: &str, local: &str| {
+        support::run_xtask(
+            args,
+            &[
+                ("PATH", path.as_str()),
+                ("RAILWAY_DB_URL", remote),
+                ("DATABASE_URL", local),
+                ("XTASK_BACKUP_DIR", backups.to_str().unwrap()),
+                ("XTASK_LOG_DIR", logs.to_str().unwrap()),
+                ("XTASK_MASK_KEY", KEY),
+            ],
+        )
+    };
+    for url in [&src, &dst] {
+        let init = run(&["db-init", "--core-only"], url, url);
+        assert_eq!(init.code, 0, "{}", init.all());
+    }
+    let seed = run(&["seed", "--core-only"], &src, &src);
+    assert_eq!(seed.code, 0, "{}", seed.all());
+    query(&src, REAL_USERS);
+    let secrets = secrets(&src);
+    assert!(secrets.len() >= 15, "{secrets:?}");
+
+    let pull = run(
+        &["db-pull", "--via", "host", "--core-only", "--yes"],
+        &src,
+        &dst,
+    );
+    assert_eq!(pull.code, 0, "{}", pull.all());
+    assert!(
+        pull.all().contains("data: masked on the source"),
+        "{}",
+        pull.all()
+    );
+    assert_eq!(tables_holding(&dst, &secrets), Vec::<String>::new());
+    assert_eq!(files_holding(&logs, &secrets), Vec::<String>::new());
+    assert_eq!(files_holding(&backups, &secrets), Vec::<String>::new());
+    let count = "SELECT count(*) FROM users";
+    assert_eq!(query_one(&dst, count), query_one(&src, count));
+    let demo = "SELECT id::text, email, full_name, hashed_password FROM users \
+                WHERE email LIKE 'demo\\_%' ORDER BY id";
+    assert_eq!(query(&dst, demo), query(&src, demo));
+    assert!(!query(&dst, demo).is_empty());
+}
