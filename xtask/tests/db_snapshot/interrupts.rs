@@ -189,7 +189,7 @@ fn a_db_restore_stopped_at_each_step_leaves_both_databases_as_they_were() {
     require_docker!();
     let pair = Pair::new("restore_stops");
     let before_pull = pair.fingerprints();
-    ok(&pair.run("db-pull", &["--yes"]));
+    ok(&pair.run("db-pull", &["--unmasked", "--yes"]));
     let pulled = pair.fingerprints();
     let restore = ["db-restore", "--yes", "--no-backup"];
 
