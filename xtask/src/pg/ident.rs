@@ -30,6 +30,15 @@ impl QualifiedName {
     pub fn sql(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
+
+    /// `ALTER TABLE <this table> DROP CONSTRAINT <constraint>;` and its line end.
+    pub fn drop_constraint_sql(&self, constraint: &str) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT {};\n",
+            self.sql(),
+            quote_ident(constraint)
+        )
+    }
 }
 
 /// For people: `public.users`, `"My Schema"."we""ird.name"` (quoted only when it must be read

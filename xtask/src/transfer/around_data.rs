@@ -83,12 +83,7 @@ impl<S: Shaper> Shaper for AroundData<'_, S> {
     fn prologue(&mut self) -> String {
         let mut sql = self.inner.prologue();
         for c in self.not_valid_checks {
-            let _ = writeln!(
-                sql,
-                "ALTER TABLE {} DROP CONSTRAINT {};",
-                c.table.sql(),
-                quote_ident(&c.name)
-            );
+            sql.push_str(&c.table.drop_constraint_sql(&c.name));
         }
         sql
     }

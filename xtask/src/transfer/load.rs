@@ -284,12 +284,7 @@ impl Shaper for LoadShaper {
         // First, so that it bounds the ALTER TABLE and TRUNCATE below.
         let mut sql = self.lock_timeout_sql();
         for fk in self.foreign_keys() {
-            let _ = writeln!(
-                sql,
-                "ALTER TABLE {} DROP CONSTRAINT {};",
-                fk.table.sql(),
-                quote_ident(&fk.name)
-            );
+            sql.push_str(&fk.table.drop_constraint_sql(&fk.name));
         }
         sql.push_str(&keys::drop_sql(self.key_constraints()));
         for t in self.triggers() {

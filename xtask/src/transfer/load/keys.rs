@@ -13,16 +13,7 @@ use super::KeyConstraintDef;
 
 /// `ALTER TABLE ... DROP CONSTRAINT ...;` for each of `keys`.
 pub(super) fn drop_sql<'a>(keys: impl Iterator<Item = &'a KeyConstraintDef>) -> String {
-    let mut sql = String::new();
-    for k in keys {
-        let _ = writeln!(
-            sql,
-            "ALTER TABLE {} DROP CONSTRAINT {};",
-            k.table.sql(),
-            quote_ident(&k.name)
-        );
-    }
-    sql
+    keys.map(|k| k.table.drop_constraint_sql(&k.name)).collect()
 }
 
 /// The build of each key's index after the data, with its table: the index alone when it is
