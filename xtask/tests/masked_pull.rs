@@ -3,8 +3,9 @@
 //! "local" container. Read back here with SQL: no source email, name or password hash of a
 //! non-demo account is in any local table, the pull's logs or backups/; the demo rows are raw;
 //! counts are the source's; joins and unique keys hold; a second pull (on two connections) and a
-//! `--tables` pull give the same masked values; a source column without a rule refuses the pull
-//! (exit 2, naming it) with the local databases untouched.
+//! `--tables` pull give the same masked values, and so does a table split into ctid ranges over
+//! the jobs; a source column without a rule refuses the pull (exit 2, naming it) with the local
+//! databases untouched.
 
 mod bench;
 mod support;
@@ -348,6 +349,120 @@ fn a_partition_takes_its_roots_rules() {
     );
     let leaked = files_holding(logs.path(), &["@corp.example".to_string()]);
     assert!(leaked.is_empty(), "source values in {leaked:?}");
+}
+
+/// A table just over a parallel load's split threshold (8 MB on disk) under a policy that masks,
+/// hashes and keeps rows raw by a condition, beside a small one.
+const SPLIT: &str = "
+CREATE TABLE ledger (id int PRIMARY KEY, email text, note text, amount int);
+INSERT INTO ledger SELECT g, 'person' || g || '@corp.example', 'secret note ' || md5(g::text),
+  g % 1000 FROM generate_series(1, 75000) g;
+UPDATE ledger SET email = 'demo' || id || '@keep.example' WHERE id % 1000 = 0;
+CREATE TABLE plain (id int PRIMARY KEY, email text);
+INSERT INTO plain VALUES (1, 'person1@corp.example'), (2, 'demo@keep.example');";
+
+const SPLIT_POLICY: &str = r#"
+[core.ledger]
+keep_where = "email LIKE 'demo%@keep.example'"
+id = "keep"
+email = "email"
+note = "hash"
+amount = "keep"
+
+[core.plain]
+id = "keep"
+email = "email"
+"#;
+
+#[test]
+fn a_split_table_is_masked_as_a_whole_one_is() {
+    require_docker!();
+    let pg = support::PgContainer::start();
+    let backend = tempfile::TempDir::new().unwrap();
+    std::fs::write(backend.path().join("data_policy.toml"), SPLIT_POLICY).unwrap();
+    let logs = tempfile::TempDir::new().unwrap();
+    query(&pg.url("postgres"), "CREATE DATABASE src");
+    let src = pg.url("src");
+    query(&src, SPLIT);
+    assert_eq!(
+        query_one(
+            &src,
+            "SELECT pg_total_relation_size('ledger') >= 8 * 1024 * 1024"
+        ),
+        "t",
+        "the table must be over the split's threshold"
+    );
+    let (backend_dir, log_dir) = (
+        backend.path().display().to_string(),
+        logs.path().display().to_string(),
+    );
+    let pull = |dst: &str, jobs: &str| {
+        support::run_xtask(
+            &[
+                "db-pull",
+                "--yes",
+                "--core-only",
+                "--no-backup",
+                "--schema",
+                "source",
+                "--jobs",
+                jobs,
+                "--container",
+                &pg.name,
+                "--remote-url",
+                &src,
+                "--local-url",
+                dst,
+            ],
+            &[
+                ("XTASK_BACKEND_DIR", backend_dir.as_str()),
+                ("XTASK_LOG_DIR", log_dir.as_str()),
+                ("XTASK_MASK_KEY", KEY),
+            ],
+        )
+    };
+    let (whole, split) = (pg.url("whole"), pg.url("split"));
+    let one = pull(&whole, "1");
+    assert_eq!(one.code, 0, "{}", one.all());
+    assert!(!one.all().contains("ranges"), "{}", one.all());
+    let two = pull(&split, "2");
+    assert_eq!(two.code, 0, "{}", two.all());
+    assert!(
+        two.stderr.contains("public.ledger split into 2 ranges"),
+        "{}",
+        two.all()
+    );
+    // The same masked values, row for row, whether the table came whole or in ranges.
+    for table in ["ledger", "plain"] {
+        let rows = format!(
+            "SELECT count(*) || ':' || md5(string_agg(t::text, ',' ORDER BY id)) FROM {table} t"
+        );
+        assert_eq!(
+            query_one(&split, &rows),
+            query_one(&whole, &rows),
+            "{table}"
+        );
+        let count = format!("SELECT count(*) FROM {table}");
+        assert_eq!(
+            query_one(&split, &count),
+            query_one(&src, &count),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        tables_holding(&split, &["@corp.example".to_string()]),
+        Vec::<String>::new()
+    );
+    // The rows kept raw by the condition are raw, the others masked.
+    let kept = "SELECT count(*) FROM ledger WHERE email LIKE 'demo%@keep.example' \
+                AND note LIKE 'secret note %'";
+    assert_eq!(query_one(&split, kept), "75");
+    let masked = "SELECT count(*) FROM ledger WHERE email LIKE 'user\\_%@example.com'";
+    assert_eq!(query_one(&split, masked), "74925");
+    assert_eq!(
+        files_holding(logs.path(), &["@corp.example".to_string()]),
+        Vec::<String>::new()
+    );
 }
 
 /// The same masking in host mode, between two host clusters: the host's psql runs the masked

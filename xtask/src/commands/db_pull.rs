@@ -20,6 +20,8 @@
 //! database built, loaded, verified and swapped in (`transfer::staging`), and what a failure
 //! leaves.
 
+use std::collections::BTreeMap;
+
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
@@ -80,6 +82,8 @@ pub struct Pulled {
     loaded_in_place: bool,
     /// The data policy applied on the source; `None` with `--unmasked`.
     masking: Option<Masking>,
+    /// The tables the parallel load split into ctid ranges, by name, and into how many.
+    split: BTreeMap<String, usize>,
 }
 
 /// A pull's own field in its `--json` document.
@@ -87,6 +91,9 @@ pub struct Pulled {
 pub struct PullReported {
     /// Whether the data came through the data policy (false with `--unmasked`).
     masked: bool,
+    /// `--jobs`: the tables split into ctid ranges, and into how many (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    split: BTreeMap<String, usize>,
 }
 
 /// The local database as it is before a pull: its snapshot and size, or `None` when it does not
@@ -149,7 +156,8 @@ impl DbPull {
             post_data: p.post_data.as_deref(),
             masking: p.own.masking.as_ref(),
         };
-        step.load(run, early)?;
+        let split = step.load(run, early)?;
+        p.own.split = split.iter().map(|(t, n)| (t.to_string(), *n)).collect();
         p.own.loaded_in_place = p.selection.partial;
         crate::interrupt::check("the verification")?;
         // Dropping the replaced database at the swap forces a checkpoint, which must first write
@@ -263,6 +271,7 @@ impl Transfer for DbPull {
             staging: None,
             not_dropped: None,
             loaded_in_place: false,
+            split: BTreeMap::new(),
             masking,
         };
         Ok(Job::new(run, db, target, read, pulled))
@@ -419,6 +428,7 @@ impl Transfer for DbPull {
     fn reported(&self, p: &Job<Pulled>) -> PullReported {
         PullReported {
             masked: p.own.masking.is_some(),
+            split: p.own.split.clone(),
         }
     }
 

@@ -64,21 +64,35 @@ pub fn masked_columns(policy: &Policy, db: DbKey) -> BTreeMap<QualifiedName, BTr
         .collect()
 }
 
-/// psql's arguments that print `tables` of `catalog` (each masked by `policy`'s `db` section,
-/// under the rules of the table that `root_of` names: a partition's root) in the exported
-/// `snapshot`. Partitioned tables are left out: their partitions hold their rows.
+/// A table to copy: whole, or only its rows that `only` (an SQL condition) selects.
+#[derive(Clone, Debug)]
+pub struct CopyPart<'a> {
+    pub table: &'a QualifiedName,
+    pub only: Option<String>,
+}
+
+impl<'a> From<&'a QualifiedName> for CopyPart<'a> {
+    fn from(table: &'a QualifiedName) -> CopyPart<'a> {
+        CopyPart { table, only: None }
+    }
+}
+
+/// psql's arguments that print `parts` of `catalog`'s tables (each masked by `policy`'s `db`
+/// section, under the rules of the table that `root_of` names: a partition's root; an empty
+/// policy prints every column as it is) in the exported `snapshot`. Partitioned tables are left
+/// out: their partitions hold their rows.
 pub fn masked_copy_args<'a>(
     snapshot: &str,
     catalog: &Catalog,
-    tables: impl IntoIterator<Item = &'a QualifiedName>,
+    parts: impl IntoIterator<Item = CopyPart<'a>>,
     policy: &Policy,
     db: DbKey,
     root_of: impl Fn(&QualifiedName) -> QualifiedName,
 ) -> Vec<String> {
     let empty = TablePolicy::default();
-    let blocks: Vec<Vec<String>> = tables
+    let blocks: Vec<Vec<String>> = parts
         .into_iter()
-        .filter_map(|name| {
+        .filter_map(|CopyPart { table: name, only }| {
             let table = catalog.tables.get(name)?;
             if table.kind == TableKind::Partitioned {
                 return None;
@@ -111,6 +125,11 @@ pub fn masked_copy_args<'a>(
                     table.kind.from_clause(name)
                 )
             });
+            // Both selects end with their FROM clause: the condition applies to the table's rows.
+            let select = match only {
+                Some(condition) => format!("{select} WHERE {condition}"),
+                None => select,
+            };
             Some(copy_commands(name, &columns, &select))
         })
         .collect();

@@ -3,7 +3,10 @@
 //! database, a parallel load: see `parallel`), with `--schema source`'s post-data section after
 //! the data (see `sections`).
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 
@@ -87,7 +90,12 @@ impl CopyStep<'_> {
     /// Streams the data in one transaction that asserts every table's row count before COMMIT.
     /// `Ok` means committed (the caller records it, then checks for Ctrl-C). `early`: the data's pg_dump, if the caller started it already (one job only; a parallel
     /// load starts its own dumps and stops this one).
-    pub fn load(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
+    /// Returns the tables a parallel load split into ctid ranges, and into how many (`ranges`).
+    pub fn load(
+        &self,
+        run: &Run,
+        early: Option<StartedDump>,
+    ) -> Result<BTreeMap<QualifiedName, usize>> {
         let started = std::time::Instant::now();
         let loaded = self.load_untimed(run, early);
         run.phases.load(started);
@@ -95,7 +103,11 @@ impl CopyStep<'_> {
     }
 
     /// [`CopyStep::load`]; the stream or the parallel load notes when its last row was sent.
-    fn load_untimed(&self, run: &Run, early: Option<StartedDump>) -> Result<()> {
+    fn load_untimed(
+        &self,
+        run: &Run,
+        early: Option<StartedDump>,
+    ) -> Result<BTreeMap<QualifiedName, usize>> {
         let (ctx, tools, copy) = (run.ctx, run.tools, run.copy);
         let label = self.db.label();
         let jobs = usize::from(copy.jobs);
@@ -142,8 +154,8 @@ impl CopyStep<'_> {
                 ctx.timeout(),
             ))?
         };
-        let (loaded, how) = if parallel {
-            let loaded = self.load_parallel(run, &mut shaper, jobs)?;
+        let (loaded, how, split) = if parallel {
+            let (loaded, split) = self.load_parallel(run, &mut shaper, jobs)?;
             // A staging database: the post-data section needs no transaction shared with the
             // data, since a failure discards the whole database.
             // Its indexes and keys are built on the jobs' connections at once.
@@ -157,7 +169,15 @@ impl CopyStep<'_> {
                     jobs,
                 )?;
             }
-            (loaded, format!("on {jobs} connections"))
+            let mut how = format!("on {jobs} connections");
+            if !split.is_empty() {
+                let each: Vec<String> = split
+                    .iter()
+                    .map(|(t, n)| format!("{t} split into {n} ranges"))
+                    .collect();
+                how.push_str(&format!(" ({})", each.join(", ")));
+            }
+            (loaded, how, split)
         } else {
             let progress = StreamProgress::default();
             self.load_stream(
@@ -167,15 +187,21 @@ impl CopyStep<'_> {
                 &not_valid_checks,
                 &progress,
             )?;
-            (progress.snapshot(), "in one transaction".to_string())
+            (
+                progress.snapshot(),
+                "in one transaction".to_string(),
+                BTreeMap::new(),
+            )
         };
+        // A split table's ranges are each a COPY block of their own: the table counts once.
+        let tables: BTreeSet<&QualifiedName> = loaded.iter().map(|t| &t.header.table).collect();
         ctx.say(format!(
             "{label}: {} tables, {} rows loaded by COPY {how} (log: {})",
-            loaded.len(),
+            tables.len(),
             loaded.iter().map(|t| t.rows).sum::<u64>(),
             self.logs.load.display()
         ));
-        Ok(())
+        Ok(split)
     }
 
     /// The selected tables whose COPY is worth a `FREEZE` (and so a TRUNCATE in the load's

@@ -20,7 +20,7 @@ use crate::{
     pg::{ident::QualifiedName, PgTools, PreparedCommand, Tool},
     policy::{
         columns::read_columns,
-        dump::{masked_copy_args, policy_table},
+        dump::{masked_copy_args, policy_table, CopyPart},
         gate::{key_pads, needs_key, refuse_unclassified},
         mask::{Pads, KEY_VAR},
         policy_path, DbKey, Policy, TableKey,
@@ -80,49 +80,14 @@ impl Masking {
         db: Database,
         tables: impl IntoIterator<Item = &'a QualifiedName>,
     ) -> PreparedCommand {
-        let copy = masked_copy_args(
-            &source.snapshot,
-            &source.catalog,
-            tables,
-            &self.policy,
-            DbKey::of(db),
-            |t| source.partitions.root_of(t),
-        );
-        // psql's session as pg_dump sets its own, so the text of every value is what pg_dump
-        // would print; a lock that waits is bounded as pg_dump's are; a row-level security
-        // policy that would hide rows fails the copy instead.
-        let mut settings = vec![
-            "SET client_encoding = 'UTF8'".to_string(),
-            "SET datestyle = 'ISO'".to_string(),
-            "SET intervalstyle = 'postgres'".to_string(),
-            "SET extra_float_digits = 3".to_string(),
-            "SET statement_timeout = 0".to_string(),
-            "SET row_security = off".to_string(),
-        ];
-        if let Some(limit) = source.lock_wait {
-            settings.push(format!("SET lock_timeout = '{}ms'", limit.as_millis()));
-        }
-        // The load reads the rows in the encoding they are printed in.
-        settings.push("\\qecho 'SET client_encoding = ''UTF8'';'".to_string());
-        // `copy` starts with psql's options, then its `-c` commands: the settings go first.
-        let first = copy.iter().position(|a| a == "-c").unwrap_or(copy.len());
-        let mut args: Vec<String> = copy[..first].to_vec();
-        for s in settings {
-            args.push("-c".to_string());
-            args.push(s);
-        }
-        args.extend_from_slice(&copy[first..]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let options = self
-            .pads
-            .as_ref()
-            .map(|p| p.pgoptions(std::env::var("PGOPTIONS").ok().as_deref()));
-        let env: Vec<(&str, &str)> = options
-            .as_deref()
-            .map(|o| ("PGOPTIONS", o))
-            .into_iter()
-            .collect();
-        tools.command_with_env(Tool::Psql, side, &source.endpoint.url, &args, &env)
+        copy_command(
+            tools,
+            source,
+            side,
+            db,
+            tables.into_iter().map(CopyPart::from),
+            Some(self),
+        )
     }
 
     /// The columns of `tables` that the leak scan reads (`leak_scan`).
@@ -156,4 +121,60 @@ impl Masking {
             })
             .collect()
     }
+}
+
+/// psql printing `parts` of the source's tables (in its snapshot) as pg_dump's data dump prints
+/// them: masked by `masking`'s policy, or with `None` every column as it is (a parallel load's
+/// ctid ranges, which pg_dump cannot print).
+pub fn copy_command<'a>(
+    tools: &PgTools,
+    source: &SourceRead,
+    side: Side,
+    db: Database,
+    parts: impl IntoIterator<Item = CopyPart<'a>>,
+    masking: Option<&Masking>,
+) -> PreparedCommand {
+    let unmasked = Policy::default();
+    let copy = masked_copy_args(
+        &source.snapshot,
+        &source.catalog,
+        parts,
+        masking.map_or(&unmasked, |m| &m.policy),
+        DbKey::of(db),
+        |t| source.partitions.root_of(t),
+    );
+    // psql's session as pg_dump sets its own, so the text of every value is what pg_dump
+    // would print; a lock that waits is bounded as pg_dump's are; a row-level security
+    // policy that would hide rows fails the copy instead.
+    let mut settings = vec![
+        "SET client_encoding = 'UTF8'".to_string(),
+        "SET datestyle = 'ISO'".to_string(),
+        "SET intervalstyle = 'postgres'".to_string(),
+        "SET extra_float_digits = 3".to_string(),
+        "SET statement_timeout = 0".to_string(),
+        "SET row_security = off".to_string(),
+    ];
+    if let Some(limit) = source.lock_wait {
+        settings.push(format!("SET lock_timeout = '{}ms'", limit.as_millis()));
+    }
+    // The load reads the rows in the encoding they are printed in.
+    settings.push("\\qecho 'SET client_encoding = ''UTF8'';'".to_string());
+    // `copy` starts with psql's options, then its `-c` commands: the settings go first.
+    let first = copy.iter().position(|a| a == "-c").unwrap_or(copy.len());
+    let mut args: Vec<String> = copy[..first].to_vec();
+    for s in settings {
+        args.push("-c".to_string());
+        args.push(s);
+    }
+    args.extend_from_slice(&copy[first..]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let options = masking
+        .and_then(|m| m.pads.as_ref())
+        .map(|p| p.pgoptions(std::env::var("PGOPTIONS").ok().as_deref()));
+    let env: Vec<(&str, &str)> = options
+        .as_deref()
+        .map(|o| ("PGOPTIONS", o))
+        .into_iter()
+        .collect();
+    tools.command_with_env(Tool::Psql, side, &source.endpoint.url, &args, &env)
 }

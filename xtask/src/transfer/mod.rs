@@ -38,6 +38,7 @@ pub mod partitions;
 pub mod phases;
 pub mod post_data;
 pub mod progress;
+pub mod ranges;
 pub mod roles;
 pub mod schema_cache;
 pub mod sections;

@@ -4,7 +4,7 @@
 //! included) are built spread over the connections and one last transaction attaches the keys,
 //! re-adds the foreign keys and checks the counts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -12,8 +12,10 @@ use super::{
     copy::CopyStep,
     driver::Run,
     load::{with_freeze, LoadShaper},
+    masking::copy_command,
     progress::ProgressDisplay,
-    selection::{dump_args, split_jobs},
+    ranges,
+    selection::dump_args,
 };
 use crate::pg::{
     client,
@@ -21,6 +23,7 @@ use crate::pg::{
     stream::{self, CopyHeader, Shaper, StreamProgress, TableProgress},
     Tool,
 };
+use crate::policy::dump::CopyPart;
 
 /// One job's relay: `BEGIN`, its large tables truncated, the COPY blocks (theirs `FREEZE`),
 /// `COMMIT`.
@@ -63,7 +66,7 @@ impl CopyStep<'_> {
         run: &Run,
         shaper: &mut LoadShaper,
         jobs: usize,
-    ) -> Result<Vec<stream::TableProgress>> {
+    ) -> Result<(Vec<TableProgress>, BTreeMap<QualifiedName, usize>)> {
         // The jobs' threads get the tools and the runtime, never the Ctx (not Sync).
         let (rt, tools) = (&run.ctx.rt, run.tools);
         let timeout = run.ctx.timeout();
@@ -76,12 +79,17 @@ impl CopyStep<'_> {
                 .with_context(|| format!("preparing {target} for a parallel load"))
         })?;
 
-        let parts = split_jobs(&self.selection.tables, &self.source.sizes, jobs);
+        // The big tables cut into ctid ranges, one per job (`ranges`), the others spread whole.
+        let candidates = ranges::candidates(self.source, &self.selection.tables, jobs);
+        let blocks = rt.block_on(ranges::read_blocks(self.source, &candidates))?;
+        let parts = ranges::plan(&self.selection.tables, &self.source.sizes, &blocks, jobs);
+        let split = ranges::split_tables(&parts);
         let large = self.large_tables();
+        // Only a job's whole tables: a split one is loaded by several sessions at once.
         let frozen: Vec<BTreeSet<QualifiedName>> = parts
             .iter()
-            .map(|tables| {
-                tables
+            .map(|work| {
+                work.tables
                     .iter()
                     .filter(|t| large.contains(*t) && !shaper.schema().is_partitioned(t))
                     .cloned()
@@ -103,26 +111,36 @@ impl CopyStep<'_> {
             let handles: Vec<_> = parts
                 .iter()
                 .enumerate()
-                .map(|(i, tables)| {
+                .map(|(i, work)| {
                     let (group, progress) = (&group, &progress[i]);
                     let frozen = frozen[i].clone();
                     s.spawn(move || {
+                        let tables = &work.tables;
                         // Job 0 also sets every sequence; owned ones may come twice (same value).
                         let mut only: Vec<&QualifiedName> = tables.iter().collect();
                         if i == 0 {
                             only.extend(&self.source.sequences);
                         }
-                        let dump = match self.masking {
-                            // The masked copy sets no sequence: the last transaction sets them all
-                            // (`finish`), as it does after pg_dump's.
-                            Some(masking) => masking.data_command(
-                                tools,
-                                self.source,
-                                self.source_side,
-                                self.db,
-                                tables,
-                            ),
-                            None => {
+                        let dump = match (self.masking, work.ranges.is_empty()) {
+                            // psql's copy (masked, or the ranges that pg_dump cannot print) sets
+                            // no sequence: the last transaction sets them all (`finish`), as it
+                            // does after pg_dump's.
+                            (masking, false) | (masking @ Some(_), true) => {
+                                let whole = tables.iter().map(CopyPart::from);
+                                let ranges = work.ranges.iter().map(|(table, range)| CopyPart {
+                                    table,
+                                    only: Some(range.condition()),
+                                });
+                                copy_command(
+                                    tools,
+                                    self.source,
+                                    self.source_side,
+                                    self.db,
+                                    whole.chain(ranges),
+                                    masking,
+                                )
+                            }
+                            (None, true) => {
                                 let args = dump_args(self.source, Some(&only));
                                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                                 tools.command(
@@ -173,6 +191,9 @@ impl CopyStep<'_> {
         }
         run.phases.data_sent(Some(std::time::Instant::now()));
         crate::interrupt::check("the data load")?;
+        let loaded: Vec<TableProgress> =
+            progress.iter().flat_map(StreamProgress::snapshot).collect();
+        ranges::check_ranges_rows(self.source, &split, &loaded)?;
 
         // Every index, the keys' included: the biggest tables' first, spread over the connections.
         let mut builds = shaper.index_builds();
@@ -192,7 +213,7 @@ impl CopyStep<'_> {
                     format!("checking {target} after the parallel load (foreign keys, row counts)")
                 })
         })?;
-        Ok(progress.iter().flat_map(StreamProgress::snapshot).collect())
+        Ok((loaded, split))
     }
 }
 

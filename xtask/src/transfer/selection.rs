@@ -130,16 +130,18 @@ pub(super) fn dump_args(source: &SourceRead, only: Option<&[&QualifiedName]>) ->
     args
 }
 
-/// Tables spread over `jobs` parallel loads, biggest first onto the least loaded job, so that the
-/// jobs end close together. Jobs left without a table are dropped.
-pub fn split_jobs(
+/// Tables spread over a parallel load's jobs, biggest first onto the least loaded, so that the
+/// jobs end close together; the jobs start with `loads` (what they carry already: ranges of
+/// split tables, `ranges`). One list per job, empty ones kept.
+pub(super) fn spread(
     tables: &BTreeSet<QualifiedName>,
     sizes: &BTreeMap<QualifiedName, i64>,
-    jobs: usize,
+    loads: Vec<i64>,
 ) -> Vec<Vec<QualifiedName>> {
     let mut by_size: Vec<&QualifiedName> = tables.iter().collect();
     by_size.sort_by_key(|t| std::cmp::Reverse(sizes.get(*t).copied().unwrap_or(0)));
-    let mut out: Vec<(i64, Vec<QualifiedName>)> = vec![(0, Vec::new()); jobs.max(1)];
+    let mut out: Vec<(i64, Vec<QualifiedName>)> =
+        loads.into_iter().map(|l| (l, Vec::new())).collect();
     for table in by_size {
         let lightest = out
             .iter_mut()
@@ -149,10 +151,7 @@ pub fn split_jobs(
         lightest.0 += sizes.get(table).copied().unwrap_or(0).max(1);
         lightest.1.push(table.clone());
     }
-    out.into_iter()
-        .map(|(_, t)| t)
-        .filter(|t| !t.is_empty())
-        .collect()
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// The source's tables and columns that the target lacks: named, never skipped silently.
@@ -228,16 +227,19 @@ mod tests {
         ]
         .into();
         let tables: BTreeSet<QualifiedName> = sizes.keys().cloned().collect();
-        let jobs = split_jobs(&tables, &sizes, 2);
+        let jobs = spread(&tables, &sizes, vec![0; 2]);
         assert_eq!(
             jobs,
             vec![vec![t("big")], vec![t("mid"), t("small"), t("tiny")]]
         );
-        // More jobs than tables: no empty job.
-        assert_eq!(split_jobs(&tables, &sizes, 8).len(), 4);
         assert_eq!(
-            split_jobs(&tables, &sizes, 1),
+            spread(&tables, &sizes, vec![0]),
             vec![vec![t("big"), t("mid"), t("small"), t("tiny")]]
+        );
+        // A job that carries a load already gets less.
+        assert_eq!(
+            spread(&tables, &sizes, vec![150, 0]),
+            vec![vec![t("small")], vec![t("big"), t("mid"), t("tiny")]]
         );
     }
 }
