@@ -287,20 +287,38 @@ id = "keep"
 email = "hash"
 "#;
 
-#[test]
-fn a_partition_takes_its_roots_rules() {
-    require_docker!();
-    let pg = support::PgContainer::start();
-    let backend = tempfile::TempDir::new().unwrap();
-    std::fs::write(backend.path().join("data_policy.toml"), PARTITIONED_POLICY).unwrap();
-    let logs = tempfile::TempDir::new().unwrap();
-    query(&pg.url("postgres"), "CREATE DATABASE src");
-    query(&pg.url("src"), PARTITIONED);
-    let (src, dst) = (pg.url("src"), pg.url("dst"));
-    let backend_dir = backend.path().display().to_string();
-    let log_dir = logs.path().display().to_string();
-    let run = support::run_xtask(
-        &[
+/// A container of one test's own: a source database `src` made by `schema`, and a data policy
+/// of its own that the pulls from it mask by.
+struct PolicyCase {
+    pg: support::PgContainer,
+    backend: tempfile::TempDir,
+    logs: tempfile::TempDir,
+}
+
+impl PolicyCase {
+    fn new(policy: &str, schema: &str) -> PolicyCase {
+        let pg = support::PgContainer::start();
+        let backend = tempfile::TempDir::new().unwrap();
+        std::fs::write(backend.path().join("data_policy.toml"), policy).unwrap();
+        query(&pg.url("postgres"), "CREATE DATABASE src");
+        query(&pg.url("src"), schema);
+        PolicyCase {
+            pg,
+            backend,
+            logs: tempfile::TempDir::new().unwrap(),
+        }
+    }
+
+    fn src(&self) -> String {
+        self.pg.url("src")
+    }
+
+    /// A masked `db-pull --schema source` of `src` into the database `dst`, with `args`.
+    fn pull(&self, dst: &str, args: &[&str]) -> support::Run {
+        let (src, dst) = (self.src(), self.pg.url(dst));
+        let backend_dir = self.backend.path().display().to_string();
+        let log_dir = self.logs.path().display().to_string();
+        let mut all = vec![
             "db-pull",
             "--yes",
             "--core-only",
@@ -308,18 +326,30 @@ fn a_partition_takes_its_roots_rules() {
             "--schema",
             "source",
             "--container",
-            &pg.name,
+            &self.pg.name,
             "--remote-url",
             &src,
             "--local-url",
             &dst,
-        ],
-        &[
-            ("XTASK_BACKEND_DIR", backend_dir.as_str()),
-            ("XTASK_LOG_DIR", log_dir.as_str()),
-            ("XTASK_MASK_KEY", KEY),
-        ],
-    );
+        ];
+        all.extend_from_slice(args);
+        support::run_xtask(
+            &all,
+            &[
+                ("XTASK_BACKEND_DIR", backend_dir.as_str()),
+                ("XTASK_LOG_DIR", log_dir.as_str()),
+                ("XTASK_MASK_KEY", KEY),
+            ],
+        )
+    }
+}
+
+#[test]
+fn a_partition_takes_its_roots_rules() {
+    require_docker!();
+    let case = PolicyCase::new(PARTITIONED_POLICY, PARTITIONED);
+    let (src, dst) = (case.src(), case.pg.url("dst"));
+    let run = case.pull("dst", &[]);
     assert_eq!(run.code, 0, "{}", run.all());
     for part in ["events_2025", "events_2026", "events_2027_all"] {
         let counts = format!("SELECT count(*) FROM ONLY {part}");
@@ -347,7 +377,7 @@ fn a_partition_takes_its_roots_rules() {
         query_one(&dst, "SELECT length(email) FROM plain WHERE id = 1"),
         "64"
     );
-    let leaked = files_holding(logs.path(), &["@corp.example".to_string()]);
+    let leaked = files_holding(case.logs.path(), &["@corp.example".to_string()]);
     assert!(leaked.is_empty(), "source values in {leaked:?}");
 }
 
@@ -377,13 +407,8 @@ email = "email"
 #[test]
 fn a_split_table_is_masked_as_a_whole_one_is() {
     require_docker!();
-    let pg = support::PgContainer::start();
-    let backend = tempfile::TempDir::new().unwrap();
-    std::fs::write(backend.path().join("data_policy.toml"), SPLIT_POLICY).unwrap();
-    let logs = tempfile::TempDir::new().unwrap();
-    query(&pg.url("postgres"), "CREATE DATABASE src");
-    let src = pg.url("src");
-    query(&src, SPLIT);
+    let case = PolicyCase::new(SPLIT_POLICY, SPLIT);
+    let src = case.src();
     assert_eq!(
         query_one(
             &src,
@@ -392,40 +417,11 @@ fn a_split_table_is_masked_as_a_whole_one_is() {
         "t",
         "the table must be over the split's threshold"
     );
-    let (backend_dir, log_dir) = (
-        backend.path().display().to_string(),
-        logs.path().display().to_string(),
-    );
-    let pull = |dst: &str, jobs: &str| {
-        support::run_xtask(
-            &[
-                "db-pull",
-                "--yes",
-                "--core-only",
-                "--no-backup",
-                "--schema",
-                "source",
-                "--jobs",
-                jobs,
-                "--container",
-                &pg.name,
-                "--remote-url",
-                &src,
-                "--local-url",
-                dst,
-            ],
-            &[
-                ("XTASK_BACKEND_DIR", backend_dir.as_str()),
-                ("XTASK_LOG_DIR", log_dir.as_str()),
-                ("XTASK_MASK_KEY", KEY),
-            ],
-        )
-    };
-    let (whole, split) = (pg.url("whole"), pg.url("split"));
-    let one = pull(&whole, "1");
+    let (whole, split) = (case.pg.url("whole"), case.pg.url("split"));
+    let one = case.pull("whole", &["--jobs", "1"]);
     assert_eq!(one.code, 0, "{}", one.all());
     assert!(!one.all().contains("ranges"), "{}", one.all());
-    let two = pull(&split, "2");
+    let two = case.pull("split", &["--jobs", "2"]);
     assert_eq!(two.code, 0, "{}", two.all());
     assert!(
         two.stderr.contains("public.ledger split into 2 ranges"),
@@ -460,7 +456,7 @@ fn a_split_table_is_masked_as_a_whole_one_is() {
     let masked = "SELECT count(*) FROM ledger WHERE email LIKE 'user\\_%@example.com'";
     assert_eq!(query_one(&split, masked), "74925");
     assert_eq!(
-        files_holding(logs.path(), &["@corp.example".to_string()]),
+        files_holding(case.logs.path(), &["@corp.example".to_string()]),
         Vec::<String>::new()
     );
 }
