@@ -159,7 +159,18 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
         side.label(),
         file_part(url.dbname())
     ));
-    let version = tools.tool_version(&Shell::new()?, Tool::PgDump)?;
+    let interrupted = || {
+        crate::exit::Interrupted(format!(
+            "interrupted while backing up {url}; the partial file {} was removed",
+            path.display()
+        ))
+    };
+    let version = tools.tool_version(&Shell::new()?, Tool::PgDump);
+    // A Ctrl-C ends the version's `docker exec` too: an interruption, not a failure.
+    if interrupt::interrupted() {
+        return Err(interrupted().into());
+    }
+    let version = version?;
     let partial = PartialFile {
         path: path.clone(),
         keep: false,
@@ -179,11 +190,7 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
     // A Ctrl-C may end pg_dump's client with exit 0 while the file is cut short: never kept.
     if interrupt::interrupted() {
         drop(partial);
-        return Err(crate::exit::Interrupted(format!(
-            "interrupted while backing up {url}; the partial file {} was removed",
-            path.display()
-        ))
-        .into());
+        return Err(interrupted().into());
     }
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -331,7 +338,9 @@ mod tests {
         assert!(compression_unsupported(
             "pg_dump: error: this build does not support compression with zstd"
         ));
-        assert!(!compression_unsupported("pg_dump: error: connection to server failed"));
+        assert!(!compression_unsupported(
+            "pg_dump: error: connection to server failed"
+        ));
     }
 
     #[test]
