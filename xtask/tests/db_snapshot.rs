@@ -289,6 +289,101 @@ fn a_snapshot_at_a_revision_this_checkout_lacks_needs_allow_revision_mismatch() 
     assert_eq!(pair.fingerprints(), saved);
 }
 
+/// What `pg_restore --list` (in the local container, the archive on stdin) says of a backup's
+/// compression: `gzip`, `zstd`, ...
+fn compression_of(bench: &Bench, path: &std::path::Path) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["exec", "-i", &bench.local.name, "pg_restore", "--list"])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    list.lines()
+        .find_map(|l| l.strip_prefix(";     Compression: "))
+        .unwrap_or_else(|| panic!("no compression line in {list}"))
+        .trim()
+        .to_string()
+}
+
+/// A new file readable by its owner only, as the xtask writes backups (the bench checks that
+/// every file in the backup folder is).
+fn private_file(path: &std::path::Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap()
+}
+
+#[test]
+fn db_restore_reads_the_old_gzip_backups_and_the_new_zstd_ones() {
+    require_docker!();
+    let pair = Pair::new("snap_legacy");
+    let saved = pair.fingerprints();
+    // A backup as db-pull wrote them before zstd: pg_dump's default compression (gzip).
+    let legacy = pair
+        .bench
+        .backups()
+        .join(format!("local-{}-20260101-000000.dump", pair.core));
+    std::fs::create_dir_all(pair.bench.backups()).unwrap();
+    let dumped = std::process::Command::new("docker")
+        .args([
+            "exec",
+            "-e",
+            "PGPASSWORD",
+            &pair.bench.local.name,
+            "pg_dump",
+        ])
+        .args(["--format=custom", "-h", "127.0.0.1", "-U", "sigmasight"])
+        .args(["-p", &pair.bench.local.port.to_string(), &pair.core])
+        .env("PGPASSWORD", support::PASSWORD)
+        .stdout(private_file(&legacy))
+        .status()
+        .unwrap();
+    assert!(dumped.success());
+    assert_eq!(compression_of(&pair.bench, &legacy), "gzip");
+
+    pair.change_data();
+    let changed = pair.fingerprints();
+    let legacy_arg = legacy.display().to_string();
+    let run = pair.run("db-restore", &[legacy_arg.as_str(), "--yes"]);
+    ok(&run);
+    assert_eq!(
+        pair.fingerprints()[0],
+        saved[0],
+        "Core is back from the gzip backup"
+    );
+    assert_eq!(
+        pair.fingerprints()[1],
+        changed[1],
+        "AI was not named: untouched"
+    );
+    assert_eq!(pair.leftovers(), "");
+
+    // The backup db-restore took of what it replaced is zstd, and db-restore reads it back.
+    let taken: Vec<_> = std::fs::read_dir(pair.bench.backups())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&format!("local-{}-", pair.core)) && *p != legacy
+        })
+        .collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(compression_of(&pair.bench, &taken[0]), "zstd");
+    let taken_arg = taken[0].display().to_string();
+    ok(&pair.run("db-restore", &[taken_arg.as_str(), "--yes", "--no-backup"]));
+    assert_eq!(pair.fingerprints(), changed);
+    assert_eq!(pair.leftovers(), "");
+}
+
 #[test]
 fn a_failed_restore_leaves_both_databases_as_they_were() {
     require_docker!();
