@@ -148,6 +148,7 @@ impl DbPull {
             staging: !p.selection.partial,
             post_data: p.post_data.as_deref(),
             masking: p.own.masking.as_ref(),
+            alike: &[],
         };
         step.load(run, early)?;
         p.own.loaded_in_place = p.selection.partial;
