@@ -40,17 +40,8 @@ pub struct DbPush {
     /// How the pushed rows meet the target's rows
     #[arg(long, value_enum, default_value_t = LoadMode::Replace)]
     pub mode: LoadMode,
-    /// For a protected target: `<host>/<database>`, typed exactly (with --yes)
-    #[arg(long, value_name = "HOST/DB")]
-    pub confirm_target: Option<String>,
-    /// Hosts that are production (comma-separated): pushing to them needs --confirm-target
-    #[arg(
-        long,
-        env = "XTASK_PROTECTED_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOSTS"
-    )]
-    pub protected_hosts: Vec<String>,
+    #[command(flatten)]
+    pub guard: GuardArgs,
     /// Definitions that print differently on the source and the remote but are the same once
     /// re-created (db-restore's staging copy of a backup against the migrated remote): not
     /// differences of schema.
@@ -341,6 +332,7 @@ impl Transfer for DbPush {
 
 mod plan;
 mod protected;
+pub use protected::GuardArgs;
 mod source_schema;
 #[cfg(test)]
 mod tests;

@@ -117,16 +117,13 @@ fn a_push_backup_restored_onto_the_remote_puts_it_back_exactly() {
 
     // A dry run and a run without --yes (no terminal) change nothing.
     let run = remote.run("db-restore", &[&backup, "--dry-run"], &[]);
-    ok(&run);
-    assert!(
-        run.stderr.contains("dry run: nothing was changed"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("restore: the remote's data replaced"),
-        "{}",
-        run.stderr
+    ended(
+        &run,
+        0,
+        &[
+            "dry run: nothing was changed",
+            "restore: the remote's data replaced",
+        ],
     );
     let run = remote.run("db-restore", &[&backup], &[]);
     ended(&run, 2, &["--yes"]);
@@ -138,17 +135,11 @@ fn a_push_backup_restored_onto_the_remote_puts_it_back_exactly() {
         &[&backup, "--yes", "--checksums", "--json"],
         &[],
     );
-    ok(&run);
+    ended(&run, 0, &["read back: it holds what the remote does"]);
     assert_eq!(
         fingerprint(&remote.url()),
         before,
         "the remote is as the backup holds it"
-    );
-    assert!(
-        run.stderr
-            .contains("read back: it holds what the remote does"),
-        "{}",
-        run.stderr
     );
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
     assert_eq!(doc["command"], "db-restore", "{doc}");
@@ -238,8 +229,7 @@ fn a_remote_restore_is_refused_on_a_protected_host_without_the_exact_target_and_
         &[&backup, "--yes", "--confirm-target", &id],
         &protected,
     );
-    ok(&run);
-    assert!(run.stderr.contains("(PROTECTED)"), "{}", run.stderr);
+    ended(&run, 0, &["(PROTECTED)"]);
     assert_eq!(fingerprint(&remote.url()), before);
 }
 

@@ -23,6 +23,7 @@ use clap::Args;
 
 use self::{backups::BackupFile, dumped::Dumped};
 use crate::{
+    commands::db_push::GuardArgs,
     config::{Database, Side},
     confirm::confirm_destructive,
     ctx::Ctx,
@@ -57,17 +58,9 @@ pub struct DbRestore {
     /// Check and print the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// A remote backup onto a protected host: `<host>/<database>`, typed exactly (with --yes)
-    #[arg(long, value_name = "HOST/DB")]
-    pub confirm_target: Option<String>,
-    /// Hosts that are production (comma-separated): a restore onto them needs --confirm-target
-    #[arg(
-        long,
-        env = "XTASK_PROTECTED_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOSTS"
-    )]
-    pub protected_hosts: Vec<String>,
+    /// A remote backup: db-push's production guard
+    #[command(flatten)]
+    pub guard: GuardArgs,
     /// A remote restore: also compare a checksum of every table of the remote with the restored
     /// backup's after the load
     #[arg(long)]

@@ -107,8 +107,7 @@ pub(super) fn restore(args: &DbRestore, ctx: &Ctx, db: Database, file: BackupFil
             allow_uncopyable: false,
         },
         mode: LoadMode::Replace,
-        confirm_target: args.confirm_target.clone(),
-        protected_hosts: args.protected_hosts.clone(),
+        guard: args.guard.clone(),
         printed_alike: Vec::new(),
     };
     // The production guard before anything is read (the push checks it again, as always).
