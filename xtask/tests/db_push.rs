@@ -7,7 +7,7 @@ mod bench;
 mod support;
 
 use bench::{both_fingerprints, fingerprint, init_and_seed, Bench, AI, CORE};
-use support::{fault_case, query, query_one, PgContainer};
+use support::{fault_case, query, query_one, IdleInTransaction, PgContainer};
 
 /// The container starts with an empty sigmasight_db; the AI database is created empty.
 fn create_empty_databases(pg: &PgContainer) {
@@ -198,65 +198,6 @@ fn refusals_and_a_failure_mid_data_leave_the_remote_untouched() {
             &says,
             "remote Core and AI unchanged (fingerprints)",
         );
-    }
-}
-
-/// A session of the test, like an app's, that runs `BEGIN; <sql>` and then sits idle in its
-/// transaction, holding the locks `sql` took, until released.
-struct IdleInTransaction {
-    pid: i32,
-    done: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl IdleInTransaction {
-    fn start(url: &str, app: &str, sql: &str) -> IdleInTransaction {
-        let url = xtask::config::DbUrl::parse(url).unwrap();
-        let (app, sql) = (app.to_string(), sql.to_string());
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            support::block_on(async move {
-                let c = xtask::pg::client::connect(&url, std::time::Duration::from_secs(10))
-                    .await
-                    .unwrap();
-                c.batch_execute(&format!("SET application_name = '{app}'; BEGIN; {sql}"))
-                    .await
-                    .unwrap();
-                let pid: i32 = c
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .await
-                    .unwrap()
-                    .get(0);
-                ready_tx.send(pid).unwrap();
-                // Idle in the transaction until released; the session ends with the client.
-                tokio::task::spawn_blocking(move || done_rx.recv())
-                    .await
-                    .unwrap()
-                    .ok();
-            })
-        });
-        let pid = ready_rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the test's session did not take its lock");
-        IdleInTransaction {
-            pid,
-            done: Some(done_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn release(&mut self) {
-        drop(self.done.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for IdleInTransaction {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 

@@ -8,6 +8,8 @@ mod support;
 
 #[path = "db_snapshot/interrupts.rs"]
 mod interrupts;
+#[path = "db_snapshot/remote_restore.rs"]
+mod remote_restore;
 
 use std::{
     sync::{Arc, Mutex, Weak},

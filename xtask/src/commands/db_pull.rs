@@ -155,6 +155,7 @@ impl DbPull {
             staging: !p.selection.partial,
             post_data: p.post_data.as_deref(),
             masking: p.own.masking.as_ref(),
+            alike: &[],
         };
         let split = step.load(run, early)?;
         p.own.split = split.iter().map(|(t, n)| (t.to_string(), *n)).collect();

@@ -30,7 +30,7 @@ use crate::{
         self, load::LoadMode, sections, source::read_source, CopyArgs, CopyStep, Job, Run,
         SchemaMode, Transfer,
     },
-    verify::{catalog::Snapshot, Endpoint},
+    verify::{catalog::Snapshot, recreate::Candidate, Endpoint},
 };
 
 #[derive(Args, Debug)]
@@ -40,17 +40,13 @@ pub struct DbPush {
     /// How the pushed rows meet the target's rows
     #[arg(long, value_enum, default_value_t = LoadMode::Replace)]
     pub mode: LoadMode,
-    /// For a protected target: `<host>/<database>`, typed exactly (with --yes)
-    #[arg(long, value_name = "HOST/DB")]
-    pub confirm_target: Option<String>,
-    /// Hosts that are production (comma-separated): pushing to them needs --confirm-target
-    #[arg(
-        long,
-        env = "XTASK_PROTECTED_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOSTS"
-    )]
-    pub protected_hosts: Vec<String>,
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// Definitions that print differently on the source and the remote but are the same once
+    /// re-created (db-restore's staging copy of a backup against the migrated remote): not
+    /// differences of schema.
+    #[arg(skip)]
+    pub printed_alike: Vec<Candidate>,
 }
 
 /// What a push tracks of one database besides what every copy does.
@@ -144,6 +140,7 @@ impl Transfer for DbPush {
                 label,
                 (&read.0.endpoint.url, &read.0.catalog),
                 (&target, &before.catalog),
+                &self.printed_alike,
                 untouched,
             )?;
         }
@@ -262,6 +259,7 @@ impl Transfer for DbPush {
             post_data: p.post_data.as_deref(),
             // A push copies the laptop's own data: no policy applies.
             masking: None,
+            alike: &self.printed_alike,
         };
         step.load(run, None)
             .with_context(|| format!("{label}: loading the data"))?;
@@ -334,6 +332,7 @@ impl Transfer for DbPush {
 
 mod plan;
 mod protected;
+pub use protected::GuardArgs;
 mod source_schema;
 #[cfg(test)]
 mod tests;

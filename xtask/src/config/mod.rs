@@ -97,7 +97,7 @@ pub struct DbArgs {
 }
 
 /// Which of the app's two databases.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Database {
     Core,

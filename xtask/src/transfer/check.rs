@@ -17,6 +17,7 @@ use crate::{
     verify::{
         self,
         catalog::{self, Snapshot},
+        recreate::Candidate,
         AlembicHeads, Change, DatabaseComparison, Endpoint, Field, SchemaDifference, SchemaObject,
         TableStatus, NOT_READABLE,
     },
@@ -48,6 +49,7 @@ impl CopyStep<'_> {
                 .masking
                 .map(|m| m.masked_columns(self.db, self.source, &self.selection.tables))
                 .unwrap_or_default(),
+            alike: self.alike,
         };
         let target = Endpoint::new(self.target_side.label(), self.target.clone());
         let check = ctx.block_on(verify_copy(
@@ -154,6 +156,8 @@ pub struct Expectations<'a> {
     /// A masked pull's columns that the policy changes, per table: left out of the checksums
     /// (their values differ from the source's by design; counts and the rest are compared).
     pub masked: verify::Unchecked,
+    /// Definitions printed differently on the two sides, the same once re-created: warnings.
+    pub alike: &'a [Candidate],
 }
 
 /// Verifies the target against the source's snapshot: exact row counts (and checksums) of every
@@ -280,7 +284,11 @@ fn judge(comparison: DatabaseComparison, expect: &Expectations<'_>, target: &str
     );
     if !expect.selection.partial {
         for d in &comparison.schema_differences {
-            if position_must_match(d, expect.mode) || schema_must_match(d, expect) {
+            if expect.alike.iter().any(|c| c.explains(d)) {
+                warnings.push(format!(
+                    "schema: {d} (printed differently, the same definition once re-created)"
+                ));
+            } else if position_must_match(d, expect.mode) || schema_must_match(d, expect) {
                 problems.push(format!("schema: {d}"));
             } else {
                 warnings.push(format!("schema: {d}"));

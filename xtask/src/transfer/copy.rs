@@ -32,6 +32,7 @@ use crate::{
         stream::{self, StartedDump, StreamProgress},
         PgTools, Tool,
     },
+    verify::recreate::Candidate,
 };
 
 /// The size on the source from which a staging table is truncated in the load's transaction so
@@ -84,6 +85,9 @@ pub struct CopyStep<'a> {
     pub post_data: Option<&'a str>,
     /// db-pull's data policy: the data comes masked from the source (`masking`), `None` raw.
     pub masking: Option<&'a Masking>,
+    /// Definitions that print differently on the two sides but are the same once re-created
+    /// (`verify::recreate`): warnings in the verification, not failures.
+    pub alike: &'a [Candidate],
 }
 
 impl CopyStep<'_> {

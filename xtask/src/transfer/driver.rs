@@ -143,6 +143,17 @@ pub trait Transfer {
 
     fn copy_args(&self) -> &CopyArgs;
 
+    /// The databases of the run (db-restore: the one its backup is of).
+    fn databases(&self, config: &Config) -> Vec<Database> {
+        config.databases()
+    }
+
+    /// Where a database's data comes from (db-restore: the staging database its backup was
+    /// restored into, on the local server).
+    fn source_url(&self, config: &Config, db: Database) -> Result<DbUrl> {
+        Ok(config.require_url(Self::SOURCE, db)?.clone())
+    }
+
     /// A check of a target's URL before anything is read (db-push: the protected hosts).
     fn check_target(&self, _config: &Config, _target: &DbUrl) -> Result<()> {
         Ok(())
@@ -203,8 +214,8 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     // 1. Preflight: nothing on a target is touched until every source is read and checked.
     let preflight_started = std::time::Instant::now();
     let mut endpoints = Vec::new();
-    for db in config.databases() {
-        let source = config.require_url(T::SOURCE, db)?.clone();
+    for db in transfer.databases(config) {
+        let source = transfer.source_url(config, db)?;
         let target = config.require_url(T::TARGET, db)?.clone();
         if source.same_database(&target) {
             return Err(UsageError::new(same_database(

@@ -22,6 +22,7 @@ mod alembic;
 pub mod catalog;
 mod comparison;
 mod data;
+pub mod recreate;
 pub mod report;
 mod schema;
 

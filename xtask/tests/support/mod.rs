@@ -15,9 +15,12 @@ use std::{
 use xtask::config::DbUrl;
 
 mod copies;
+mod idle;
 // Each test binary uses some of these (the module's dead-code allowance does not cover imports).
 #[allow(unused_imports)]
 pub use copies::{copy_schema_source, copy_schema_source_in, pull, pull_core};
+#[allow(unused_imports)]
+pub use idle::IdleInTransaction;
 
 pub const IMAGE: &str = "pgvector/pgvector:pg17";
 pub const USER: &str = "sigmasight";

@@ -11,8 +11,8 @@ use serde::Serialize;
 use tokio_postgres::Client;
 use xshell::Shell;
 
-use super::recreate::{printed_differently, same_once_recreated, Candidate};
 use super::{sorted, StampCtx, Target};
+use crate::verify::recreate::{printed_differently, same_once_recreated, Candidate};
 use crate::{
     config::{Database, DbUrl},
     pg::{
@@ -155,7 +155,7 @@ pub(super) fn check(
         without_version_table(expected),
         without_version_table(actual),
     );
-    let candidates = printed_differently(&expected, &actual);
+    let candidates = printed_differently(&expected.catalog, &actual.catalog);
     let same = if candidates.is_empty() {
         Vec::new()
     } else {

@@ -18,7 +18,6 @@
 //! confirmation.
 
 mod check;
-mod recreate;
 mod report;
 mod stamp;
 

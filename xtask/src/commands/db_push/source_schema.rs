@@ -12,7 +12,7 @@ use crate::{
     config::{DbUrl, Side},
     exit::UsageError,
     transfer::{roles, sections, Job, Run},
-    verify::{self, catalog::Catalog, Change, Field},
+    verify::{self, catalog::Catalog, recreate::Candidate, Change, Field},
 };
 
 /// The preflight's checks (nothing written yet): a remote with tables has the local schema, and
@@ -22,12 +22,13 @@ pub(super) fn check_remote(
     label: &str,
     local: (&DbUrl, &Catalog),
     remote: (&DbUrl, &Catalog),
+    alike: &[Candidate],
     untouched: &str,
 ) -> Result<()> {
     let (local_url, local) = local;
     let (remote_url, remote) = remote;
     if !remote.tables.is_empty() {
-        let differences = schema_differences(local, remote);
+        let differences = schema_differences(local, remote, alike);
         if !differences.is_empty() {
             return Err(UsageError::new(format!(
                 "--schema source: the remote {label} database {} already has tables, and its \
@@ -55,8 +56,9 @@ pub(super) fn check_remote(
 }
 
 /// Every difference of structure between the two sides, by name: tables on one side only, then
-/// what the verify engine compares. Sequence positions are data, not schema: the load sets them.
-fn schema_differences(local: &Catalog, remote: &Catalog) -> Vec<String> {
+/// what the verify engine compares. Sequence positions are data, not schema: the load sets them;
+/// definitions in `alike` print differently but were found the same once re-created.
+fn schema_differences(local: &Catalog, remote: &Catalog, alike: &[Candidate]) -> Vec<String> {
     let only = |a: &Catalog, b: &Catalog, side: &str| -> Vec<String> {
         a.tables
             .keys()
@@ -70,6 +72,7 @@ fn schema_differences(local: &Catalog, remote: &Catalog) -> Vec<String> {
         verify::compare_schema(local, remote, "local", "remote")
             .into_iter()
             .filter(|d| d.change != Change::Field(Field::LastValue))
+            .filter(|d| !alike.iter().any(|c| c.explains(d)))
             .map(|d| d.to_string()),
     );
     out

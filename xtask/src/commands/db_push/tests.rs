@@ -15,8 +15,11 @@ fn push(protected: &[&str], confirm: Option<&str>, no_backup: bool) -> DbPush {
             allow_uncopyable: false,
         },
         mode: LoadMode::Replace,
-        confirm_target: confirm.map(str::to_string),
-        protected_hosts: protected.iter().map(|s| s.to_string()).collect(),
+        guard: GuardArgs {
+            confirm_target: confirm.map(str::to_string),
+            protected_hosts: protected.iter().map(|s| s.to_string()).collect(),
+        },
+        printed_alike: Vec::new(),
     }
 }
 

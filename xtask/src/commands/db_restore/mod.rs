@@ -1,36 +1,39 @@
-//! `cargo xtask db-restore [BACKUP]`: puts back a backup that db-pull wrote under `backups/` (the
-//! default: the latest of each local database). Everything is read before anything is touched:
-//! the dump's own tables (`pg_restore --list` and its SQL) and the rows of its data
-//! (`archive.rs`). Then
-//! a backup of what is there now, the restore into a staging database, its tables and row counts
-//! checked against the dump's, and one swap of every restored database (`transfer/swap_all.rs`).
-//! Until that commit the local databases are untouched. `--list` shows the backups
-//! (`backups.rs`), `--keep N` drops all but the newest N of each database.
+//! `cargo xtask db-restore [BACKUP]`: puts back a backup that db-pull or db-push wrote under
+//! `backups/` (the default: the latest of each local database). Everything is read before
+//! anything is touched: the dump's own tables (`pg_restore --list` and its SQL) and the rows of
+//! its data (`archive.rs`, `dumped.rs`). Then a backup of what is there now, the restore into a
+//! staging database, its tables and row counts checked against the dump's, and one swap of every
+//! restored database (`transfer/swap_all.rs`). Until that commit the local databases are
+//! untouched. `--list` shows the backups (`backups.rs`), `--keep N` drops all but the newest N of
+//! each database.
 //!
-//! A backup of a remote database (a push's) is refused: putting a production database back is a
-//! job for the protected-host rules of db-push, which this command does not carry.
+//! A backup of a remote database (a push's) goes back onto that remote under db-push's own rules
+//! and steps (`remote.rs`).
 
 mod archive;
 mod backups;
+mod dumped;
 mod list;
+mod remote;
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use self::backups::BackupFile;
+use self::{backups::BackupFile, dumped::Dumped};
 use crate::{
+    commands::db_push::GuardArgs,
     config::{Database, Side},
     confirm::confirm_destructive,
     ctx::Ctx,
     exit::UsageError,
     interrupt,
-    pg::{client, ident::QualifiedName, scratch::ScratchDb},
+    pg::{client, scratch::ScratchDb},
     transfer::{
         backup::{self, backups_dir, file_part},
         local_set::{LocalSet, LocalTarget},
-        read_snapshot, staging,
+        staging,
         swap_all::swap_in_staged,
     },
 };
@@ -55,14 +58,30 @@ pub struct DbRestore {
     /// Check and print the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// A remote backup: db-push's production guard
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// A remote restore: also compare a checksum of every table of the remote with the restored
+    /// backup's after the load
+    #[arg(long)]
+    pub checksums: bool,
+    /// Which remote database a remote backup is of, when both remote URLs name the same database
+    /// (Railway's are both `railway`)
+    #[arg(long, value_enum, value_name = "core|ai")]
+    pub database: Option<Database>,
+}
+
+/// The backups to restore: the local databases', or one remote database's.
+enum Chosen {
+    Local(Vec<(Database, BackupFile)>),
+    Remote(Database, BackupFile),
 }
 
 /// One database's part of the restore: the backup and what it holds.
 struct Planned<'a> {
     target: &'a LocalTarget,
     file: BackupFile,
-    tables: Vec<QualifiedName>,
-    rows: BTreeMap<QualifiedName, i64>,
+    dump: Dumped,
 }
 
 impl DbRestore {
@@ -71,48 +90,25 @@ impl DbRestore {
         if self.list {
             return list::list(ctx, self.keep);
         }
-        let chosen = self.choose(ctx)?;
+        let chosen = match self.choose(ctx)? {
+            Chosen::Local(chosen) => chosen,
+            Chosen::Remote(db, file) => return remote::restore(&self, ctx, db, file),
+        };
         let dbs: Vec<Database> = chosen.iter().map(|(db, _)| *db).collect();
         let set = LocalSet::lock(ctx, "db-restore", &dbs)?;
         let tools = ctx.tools()?;
         let mut plan = Vec::new();
         for (target, (_, file)) in set.targets.iter().zip(chosen) {
-            let toc = archive::read_toc(tools, &file.path)?;
-            let contents = archive::read_contents(tools, &file.path)?;
-            if contents.rows.len() != toc.with_data {
-                bail!(
-                    "the backup {} lists data for {} tables but holds data for {}: it is \
-                     damaged; nothing was changed",
-                    file.path.display(),
-                    toc.with_data,
-                    contents.rows.len()
-                );
-            }
-            if contents.tables.len() != toc.tables {
-                bail!(
-                    "the backup {} lists {} tables, and its SQL creates {}: it is damaged, or \
-                     not a dump this xtask can read; nothing was changed",
-                    file.path.display(),
-                    toc.tables,
-                    contents.tables.len()
-                );
-            }
-            let rows = contents.rows;
+            let dump = Dumped::read(tools, &file.path)?;
             ctx.say(format!(
-                "{}: {} <- {} ({} tables, {} rows, {})",
+                "{}: {} <- {} ({}, {})",
                 target.db.label(),
                 target.url.dbname(),
                 file.path.display(),
-                contents.tables.len(),
-                rows.values().sum::<i64>(),
+                dump.summary(),
                 super::db_snapshot::human_bytes(file.bytes as i64)
             ));
-            plan.push(Planned {
-                target,
-                file,
-                tables: contents.tables.into_iter().collect(),
-                rows,
-            });
+            plan.push(Planned { target, file, dump });
         }
         set.clear_sessions(ctx, self.terminate_connections, "a restore")?;
         if self.dry_run {
@@ -138,7 +134,7 @@ impl DbRestore {
     }
 
     /// The backup of each database to restore: the one named, else the latest of each.
-    fn choose(&self, ctx: &Ctx) -> Result<Vec<(Database, BackupFile)>> {
+    fn choose(&self, ctx: &Ctx) -> Result<Chosen> {
         let config = ctx.config()?;
         let dir = backups_dir();
         let all = backups::scan(&dir)?;
@@ -161,7 +157,7 @@ impl DbRestore {
                 };
                 chosen.push((db, file.clone()));
             }
-            return Ok(chosen);
+            return Ok(Chosen::Local(chosen));
         };
         let path = if given.exists() {
             given.clone()
@@ -178,31 +174,28 @@ impl DbRestore {
             ))
             .into());
         };
+        let bytes = std::fs::metadata(&path)
+            .with_context(|| format!("reading the backup {}", path.display()))?
+            .len();
+        let file = |db: Database| {
+            let file = BackupFile {
+                path: path.clone(),
+                side,
+                database: database.clone(),
+                stamp: stamp.clone(),
+                bytes,
+            };
+            match side {
+                Side::Local => Chosen::Local(vec![(db, file)]),
+                Side::Remote => Chosen::Remote(db, file),
+            }
+        };
         if side == Side::Remote {
-            return Err(UsageError::new(format!(
-                "{} is a backup of a remote database (taken by db-push): db-restore puts back \
-                 local databases only, since restoring a protected remote needs db-push's \
-                 safeguards, which it does not have. Restore it into a local database to look at \
-                 it, or restore the remote by hand; nothing was changed",
-                path.display()
-            ))
-            .into());
+            return remote::database_of(config, self.database, &path, &database).map(file);
         }
         for db in config.databases() {
             if local_part(db)? == database {
-                let bytes = std::fs::metadata(&path)
-                    .with_context(|| format!("reading the backup {}", path.display()))?
-                    .len();
-                return Ok(vec![(
-                    db,
-                    BackupFile {
-                        path,
-                        side,
-                        database,
-                        stamp,
-                        bytes,
-                    },
-                )]);
+                return Ok(file(db));
             }
         }
         Err(UsageError::new(format!(
@@ -274,22 +267,9 @@ fn restore_and_swap(ctx: &Ctx, set: &LocalSet, plan: &[Planned], terminate: bool
     swap_in_staged(ctx, set, terminate, staged)
 }
 
-/// The restored database holds every table of the dump's list, each with the rows of its data.
+/// The restored database holds exactly the dump's tables, each with the rows of its data.
 fn check_restored(ctx: &Ctx, p: &Planned, staging: &crate::config::DbUrl) -> Result<()> {
-    let restored = ctx
-        .block_on(read_snapshot(staging, ctx.timeout()))
-        .with_context(|| format!("counting the rows of {staging}"))?;
-    let mut wrong = Vec::new();
-    for table in &p.tables {
-        let want = p.rows.get(table).copied().unwrap_or(0);
-        match restored.measures.tables.get(table) {
-            None => wrong.push(format!("{table}: missing")),
-            Some(m) if m.rows != want => {
-                wrong.push(format!("{table}: {} rows, the backup holds {want}", m.rows))
-            }
-            Some(_) => {}
-        }
-    }
+    let wrong = p.dump.differences(ctx, staging)?;
     if !wrong.is_empty() {
         bail!(
             "the restore of {} into {staging} does not hold what the backup does: {}",
@@ -298,11 +278,10 @@ fn check_restored(ctx: &Ctx, p: &Planned, staging: &crate::config::DbUrl) -> Res
         );
     }
     ctx.say(format!(
-        "{}: restored into {} and checked ({} tables, {} rows)",
+        "{}: restored into {} and checked ({})",
         p.target.db.label(),
         staging.dbname(),
-        p.tables.len(),
-        p.rows.values().sum::<i64>()
+        p.dump.summary()
     ));
     Ok(())
 }
@@ -317,8 +296,8 @@ fn report(ctx: &Ctx, plan: &[Planned], taken: &[backup::Backup], dry_run: bool) 
                 "database": p.target.db,
                 "target": p.target.url.to_string(),
                 "restored_from": p.file.path,
-                "tables": p.tables.len(),
-                "rows": p.rows.values().sum::<i64>(),
+                "tables": p.dump.tables.len(),
+                "rows": p.dump.total_rows(),
             })).collect::<Vec<_>>(),
             "backups": taken,
         });
@@ -328,12 +307,11 @@ fn report(ctx: &Ctx, plan: &[Planned], taken: &[backup::Backup], dry_run: bool) 
     if !dry_run {
         for p in plan {
             println!(
-                "{}: restored {} from {} ({} tables, {} rows)",
+                "{}: restored {} from {} ({})",
                 p.target.db.label(),
                 p.target.url.dbname(),
                 p.file.path.display(),
-                p.tables.len(),
-                p.rows.values().sum::<i64>()
+                p.dump.summary()
             );
         }
     }

@@ -231,7 +231,7 @@ fn views_functions_and_enum_labels_refuse_but_sequence_positions_do_not() {
     a.enums.insert(q("mood"), vec!["a".into()]);
     a.sequences.insert(q("free_seq"), seq("1000"));
     // Only constraints, indexes and defaults can be "printed differently": never these.
-    assert!(printed_differently(&expected, &actual).is_empty());
+    assert!(printed_differently(&expected.catalog, &actual.catalog).is_empty());
     let checked = compare(&t, &scratch, &expected, &actual, &[]);
     let lines: Vec<String> = checked.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(

@@ -1,8 +1,10 @@
 //! Definitions that both schemas have but print differently, as after a dump and restore: the
 //! server deparses `x IN ('a', 'b')` as `x = ANY ((ARRAY['a'::varchar, ...])::text[])`, and the
 //! restored copy parses that text into `x = ANY (ARRAY[('a'::varchar)::text, ...])`. Each side's
-//! text is re-created in the throwaway database; when both print back the same, they are the
-//! same definition and no reason to refuse a stamp.
+//! text is re-created in a database of the xtask's own that has the tables (alembic-stamp's
+//! throwaway database, a remote restore's staging copy); when both print back the same, they are
+//! the same definition: no reason to refuse a stamp, nor a difference between a restored backup
+//! and the migrated remote it was taken of.
 
 use std::time::Duration;
 
@@ -12,11 +14,12 @@ use tokio_postgres::Client;
 use crate::{
     config::DbUrl,
     pg::{client, ident::quote_ident},
-    verify::{catalog::Snapshot, Change, Field, SchemaDifference, SchemaObject},
+    verify::{catalog::Catalog, Change, Field, SchemaDifference, SchemaObject},
 };
 
 /// A constraint, an index, or a column's default, printed differently on the two sides.
-pub(super) struct Candidate {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
     /// A constraint or an index (its definition), or a column (its default).
     pub object: SchemaObject,
     pub expected: String,
@@ -38,8 +41,8 @@ impl Candidate {
     }
 }
 
-pub(super) fn printed_differently(expected: &Snapshot, actual: &Snapshot) -> Vec<Candidate> {
-    let (e, a) = (&expected.catalog, &actual.catalog);
+pub fn printed_differently(expected: &Catalog, actual: &Catalog) -> Vec<Candidate> {
+    let (e, a) = (expected, actual);
     let mut out = Vec::new();
     for (name, et) in &e.tables {
         let Some(at) = a.tables.get(name) else {
@@ -97,7 +100,7 @@ pub(super) fn printed_differently(expected: &Snapshot, actual: &Snapshot) -> Vec
 /// The candidates that are the same definition: each side's text, re-created in the throwaway
 /// database (in a transaction that is rolled back), prints back the same. Anything that cannot be
 /// re-created (an index behind a constraint, say) stays a difference.
-pub(super) async fn same_once_recreated(
+pub async fn same_once_recreated(
     scratch: &DbUrl,
     timeout: Duration,
     candidates: Vec<Candidate>,
