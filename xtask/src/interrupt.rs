@@ -36,7 +36,12 @@ use anyhow::Result;
 
 use crate::exit::Interrupted;
 
+/// Set by the signal handler itself (`signal_hook::flag`), not by the ctrlc thread: a step that
+/// the server lets go right after a Ctrl-C (a rename granted its lock) finds it set at its next
+/// check, however late the scheduler runs that thread on a loaded machine.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The ctrlc thread's own count: whether it has seen a Ctrl-C before this one.
+static HANDLED: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<Watched>> = Mutex::new(Vec::new());
 static INSTALL: Once = Once::new();
 
@@ -58,7 +63,8 @@ struct DockerExec {
 pub fn install() {
     INSTALL.call_once(|| {
         let _ = ctrlc::set_handler(|| {
-            let first = !INTERRUPTED.swap(true, Ordering::SeqCst);
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            let first = !HANDLED.swap(true, Ordering::SeqCst);
             if first {
                 eprintln!("\ninterrupted: stopping, then rolling back or cleaning up...");
             } else {
@@ -66,6 +72,9 @@ pub fn install() {
             }
             stop_everything();
         });
+        // After ctrlc's handler, which it chains to (ctrlc would replace a handler installed
+        // before its own).
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, &INTERRUPTED);
     });
 }
 

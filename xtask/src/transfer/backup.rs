@@ -80,7 +80,8 @@ pub fn file_part(s: &str) -> String {
 
 /// A backup file being written: removed when dropped unless `keep` was called, so that no
 /// failure (no room, a dead pg_dump, Ctrl-C, an error of ours) leaves a truncated `.dump` that
-/// looks like a real backup.
+/// looks like a real backup. It is written under a `.partial` name (`writing_name`), which no
+/// listing takes for a backup, so a SIGKILL, which runs no clean-up, cannot leave one either.
 struct PartialFile {
     path: PathBuf,
     keep: bool,
@@ -91,6 +92,13 @@ impl PartialFile {
         self.keep = true;
         self.path.clone()
     }
+}
+
+/// The name a backup is written under until pg_dump has ended well.
+fn writing_name(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
 }
 
 impl Drop for PartialFile {
@@ -172,13 +180,13 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
     }
     let version = version?;
     let partial = PartialFile {
-        path: path.clone(),
+        path: writing_name(&path),
         keep: false,
     };
     let mut compress = compression(&version);
     let (cmd, output) = loop {
         let cmd = tools.command(Tool::PgDump, side, url, &["--format=custom", compress]);
-        let output = dump_to(&cmd, &path)?;
+        let output = dump_to(&cmd, &partial.path)?;
         let refused = !output.status.success()
             && compress != GZIP_FAST
             && compression_unsupported(&String::from_utf8_lossy(&output.stderr));
@@ -211,8 +219,8 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
             tail_block(&stderr)
         );
     }
-    let bytes = fs::metadata(&path)
-        .with_context(|| format!("reading the size of {}", path.display()))?
+    let bytes = fs::metadata(&partial.path)
+        .with_context(|| format!("reading the size of {}", partial.path.display()))?
         .len();
     if bytes == 0 {
         bail!(
@@ -221,10 +229,10 @@ pub fn take(tools: &PgTools, side: Side, url: &DbUrl, dir: &Path, stamp: &str) -
             path.display()
         );
     }
-    Ok(Backup {
-        path: partial.keep(),
-        bytes,
-    })
+    fs::rename(&partial.path, &path)
+        .with_context(|| format!("renaming the finished backup to {}", path.display()))?;
+    partial.keep();
+    Ok(Backup { path, bytes })
 }
 
 /// Runs `cmd` (a pg_dump) with its output into the private file `path`, created anew; watched,
