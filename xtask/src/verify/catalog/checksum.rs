@@ -119,18 +119,7 @@ mod tests {
             kind: TableKind::Ordinary,
             columns: columns
                 .iter()
-                .map(|(name, data_type)| {
-                    let column = Column {
-                        data_type: data_type.to_string(),
-                        not_null: false,
-                        default: None,
-                        identity: None,
-                        generated: None,
-                        collation: None,
-                        integer: false,
-                    };
-                    (name.to_string(), column)
-                })
+                .map(|(name, data_type)| (name.to_string(), Column::of_type(data_type)))
                 .collect(),
             constraints: BTreeMap::new(),
         }

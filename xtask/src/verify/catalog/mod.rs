@@ -77,6 +77,22 @@ pub struct Column {
     pub integer: bool,
 }
 
+#[cfg(test)]
+impl Column {
+    /// A nullable plain column of `data_type` (no default, identity, generation or collation).
+    pub fn of_type(data_type: &str) -> Column {
+        Column {
+            data_type: data_type.to_string(),
+            not_null: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+            integer: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Constraint {
     /// `primary key`, `unique`, `foreign key`, `check` or `exclusion`.
