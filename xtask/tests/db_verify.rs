@@ -1114,3 +1114,118 @@ fn row_level_security_never_hides_rows_from_a_count_or_checksum() {
     let run = verify_as("bypasser", &["--checksums"]);
     assert_eq!(run.code, 3, "{}", run.all());
 }
+
+/// A table with a column of each kind the checksum hashes its own way (docs/checksums.md), no
+/// primary key (a row can be duplicated), and a table beside it that no case touches.
+const CHECKSUMMED: &str = r#"
+CREATE COLLATION public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE public.prices (id integer, small smallint, big bigint, amount numeric,
+    price numeric(12,4), at timestamptz, local_at timestamp, clock time, day date,
+    label text COLLATE public.ci, code varchar(10), grade char(2), ratio float8, flag boolean,
+    u uuid, raw bytea, doc jsonb, tags text[]);
+INSERT INTO public.prices
+    SELECT g, g, g * 1000, g / 4.0, g * 1.5, timestamptz '2026-01-01' + g * interval '1 minute',
+           timestamp '2026-01-01' + g * interval '1 second', time '08:00' + g * interval '1 second',
+           date '2026-01-01' + g, 'label ' || g, 'c' || g, 'g', g / 3.0::float8, g % 2 = 0,
+           md5(g::text)::uuid, decode(md5(g::text), 'hex'), jsonb_build_object('g', g),
+           ARRAY['t' || g, 'u' || g]
+    FROM generate_series(1, 300) g;
+CREATE TABLE public.other (id integer PRIMARY KEY, v text);
+INSERT INTO public.other SELECT g, 'v' || g FROM generate_series(1, 50) g;
+"#;
+
+#[test]
+fn checksums_catch_changed_swapped_and_duplicated_rows_with_the_count_unchanged() {
+    require_docker!();
+    let pg = PgContainer::start();
+    create_db(&pg, "sums_a");
+    query(&pg.url("sums_a"), CHECKSUMMED);
+    let fresh_copy = || {
+        query(&pg.url("postgres"), "DROP DATABASE IF EXISTS sums_b");
+        clone_db(&pg, "sums_a", "sums_b");
+    };
+    fresh_copy();
+    let run = verify_core(&pg, "sums_a", "sums_b", &["--checksums"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        table_line(&run.stdout, "public.prices"),
+        "public.prices 300 300 match ok"
+    );
+
+    let swap = |column: &str| {
+        format!(
+            "UPDATE public.prices p SET {column} = o.{column} FROM public.prices o \
+             WHERE (p.id, o.id) IN ((1, 2), (2, 1))"
+        )
+    };
+    let cases = [
+        (
+            "a changed value",
+            "UPDATE public.prices SET code = 'changed' WHERE id = 7".to_string(),
+        ),
+        ("a swapped pair of integers", swap("big")),
+        ("a swapped pair of numerics", swap("price")),
+        ("a swapped pair of timestamps", swap("at")),
+        ("a swapped pair of texts", swap("label")),
+        (
+            "a duplicated row replacing another",
+            "DELETE FROM public.prices WHERE id = 2; \
+             INSERT INTO public.prices SELECT * FROM public.prices WHERE id = 1"
+                .to_string(),
+        ),
+        (
+            "two values swapped within one row",
+            "UPDATE public.prices SET id = small + 1, small = id - 1 WHERE id = 5".to_string(),
+        ),
+        // Equal to the original by their types' equality (and hash), but not the same values.
+        (
+            "a bigint whose two halves change alike",
+            "UPDATE public.prices SET big = big # 4294967297 WHERE id = 3".to_string(),
+        ),
+        (
+            "a numeric's sign",
+            "UPDATE public.prices SET amount = -amount WHERE id = 4".to_string(),
+        ),
+        (
+            "a numeric's scale",
+            "UPDATE public.prices SET amount = round(amount, 1) WHERE id = 6".to_string(),
+        ),
+        (
+            "a text's case under a case-insensitive collation",
+            "UPDATE public.prices SET label = upper(label) WHERE id = 8".to_string(),
+        ),
+        (
+            "a jsonb number written otherwise",
+            "UPDATE public.prices SET doc = '{\"g\": 9.0}' WHERE id = 9".to_string(),
+        ),
+        (
+            "a timestamp by a microsecond",
+            "UPDATE public.prices SET at = at + interval '1 microsecond' WHERE id = 10".to_string(),
+        ),
+    ];
+    for (case, change) in cases {
+        fresh_copy();
+        query(&pg.url("sums_b"), &change);
+        let run = verify_core(&pg, "sums_a", "sums_b", &["--checksums"]);
+        assert_eq!(run.code, 3, "{case}: {}", run.all());
+        assert_eq!(
+            table_line(&run.stdout, "public.prices"),
+            "public.prices 300 300 DIFF DIFF (contents)",
+            "{case}"
+        );
+        assert_eq!(
+            table_line(&run.stdout, "public.other"),
+            "public.other 50 50 match ok",
+            "{case}"
+        );
+        assert!(
+            run.stderr
+                .contains("core: DIFFERENT: 1 table with different contents (checksum)\n"),
+            "{case}: {}",
+            run.stderr
+        );
+    }
+    // The counts alone see none of it.
+    let run = verify_core(&pg, "sums_a", "sums_b", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+}

@@ -171,7 +171,7 @@ fn count_plans(catalog: &Catalog) -> Vec<catalog::TablePlan> {
         .keys()
         .map(|t| catalog::TablePlan {
             table: t.clone(),
-            checksum_columns: None,
+            checksum: None,
         })
         .collect()
 }

@@ -11,7 +11,8 @@
 //!   constraints, indexes, extensions; views and materialized views, functions and procedures,
 //!   triggers, enum types, domains, row-level security (policies, enabled/forced), and every
 //!   sequence's position (owned by a column or not);
-//! - with `checksums`, one checksum per table over its rows (see [`catalog::checksum_sql`]);
+//! - with `checksums`, one checksum per table over its rows (see [`catalog::checksum_sql`] and
+//!   docs/checksums.md);
 //! - foreign-key orphans and sequences behind their column, on each side.
 //!
 //! Each side is read in one read-only REPEATABLE READ transaction (one consistent snapshot, no
@@ -35,7 +36,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{config::Database, config::DbUrl, pg::ident::QualifiedName};
-use catalog::{Catalog, Snapshot, TablePlan};
+use catalog::{Catalog, ChecksumMethod, ChecksumPlan, Snapshot, TablePlan};
 
 pub use alembic::{AlembicComparison, AlembicHeads, AlembicSide};
 pub use comparison::DatabaseComparison;
@@ -94,10 +95,10 @@ pub type Unchecked = BTreeMap<QualifiedName, BTreeSet<String>>;
 /// Leaves `unchecked`'s columns out of each plan's checksum.
 pub fn leave_out(plans: &mut [TablePlan], unchecked: &Unchecked) {
     for plan in plans {
-        if let (Some(columns), Some(left_out)) =
-            (plan.checksum_columns.as_mut(), unchecked.get(&plan.table))
+        if let (Some(checksum), Some(left_out)) =
+            (plan.checksum.as_mut(), unchecked.get(&plan.table))
         {
-            columns.retain(|c| !left_out.contains(c));
+            checksum.columns.retain(|c| !left_out.contains(c));
         }
     }
 }
@@ -162,22 +163,24 @@ fn both<L, R>(left: &Endpoint, l: Result<L>, right: &Endpoint, r: Result<R>) -> 
 
 /// What each side measures: every table's rows; with checksums, over the columns both sides
 /// have (a column on one side only is a schema difference already, and leaving it out lets the
-/// checksum say whether the shared data is the same).
+/// checksum say whether the shared data is the same), by the method both servers can run.
 pub fn plans(left: &Catalog, right: &Catalog, checksums: bool) -> (Vec<TablePlan>, Vec<TablePlan>) {
+    let method = ChecksumMethod::for_servers(&left.server_version, &right.server_version);
     let plan = |own: &Catalog, other: &Catalog| -> Vec<TablePlan> {
         own.tables
             .iter()
             .map(|(name, table)| TablePlan {
                 table: name.clone(),
-                checksum_columns: match (checksums, other.tables.get(name)) {
-                    (true, Some(theirs)) => Some(
-                        table
+                checksum: match (checksums, other.tables.get(name)) {
+                    (true, Some(theirs)) => Some(ChecksumPlan {
+                        columns: table
                             .columns
                             .keys()
                             .filter(|c| theirs.columns.contains_key(*c))
                             .cloned()
                             .collect(),
-                    ),
+                        method,
+                    }),
                     _ => None,
                 },
             })

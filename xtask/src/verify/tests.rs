@@ -25,15 +25,7 @@ fn endpoints() -> (Endpoint, Endpoint) {
 }
 
 fn column(data_type: &str) -> Column {
-    Column {
-        data_type: data_type.to_string(),
-        not_null: false,
-        default: None,
-        identity: None,
-        generated: None,
-        collation: None,
-        integer: false,
-    }
+    Column::of_type(data_type)
 }
 
 /// `users (id, email, "Order")` with `rows` rows, at revision `rev`.

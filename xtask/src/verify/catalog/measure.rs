@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use futures_util::{stream, StreamExt};
 use tokio_postgres::GenericClient;
 
+use super::checksum::checksum_sql;
 use super::session::{explain, first_failure, keep_ok};
 use super::*;
 use crate::config::DbUrl;
@@ -14,47 +15,6 @@ use crate::pg::ident::{quote_ident, shown_ident};
 /// How many queries one side keeps in flight on its connection (pipelining saves round trips to
 /// a remote server; the server still runs them one after the other).
 const PIPELINE: usize = 16;
-
-/// The checksum of a table's rows, computed on the server in one pass (the rows stream through
-/// the server's aggregate; the xtask receives one row):
-///
-/// - each row's canonical text is `ROW(<columns in name order>)::text`, so the physical column
-///   order does not matter (both sides get the same list: the columns they share);
-/// - each row text's 64-bit hash (`hashtextextended`, seed 0, on its bytes: `COLLATE "C"`) is
-///   summed as a number, so the row order does not matter either, and duplicates count;
-/// - `md5(count || ':' || sum)` is the table's checksum (32 hex digits).
-///
-/// A changed value goes unnoticed with probability about 2^-64. `hashtextextended` is
-/// PostgreSQL's own hash (the one hash partitioning uses, which it keeps stable across versions);
-/// it is not cryptographic, which is not needed against accidental loss, and it is much cheaper
-/// per row than an md5 of each row (most of the cost left is printing each row as text). Its
-/// values are the same on every little-endian server (x86-64, ARM); a big-endian server would
-/// show every table as different, never the other way round.
-///
-/// Values are compared through their text output, which the transaction pins down (UTC time
-/// zone, ISO dates, `postgres` intervals, shortest-exact floats, hex bytea, `C` money), so:
-/// - numeric scale counts: `1.50` and `1.5` are different values (as pg_dump would keep them);
-/// - floats and pgvector vectors compare by their text output, which is exact (shortest
-///   round-trip) from PostgreSQL 12 on, but may differ between pgvector versions; `json` (not
-///   `jsonb`) compares its text as written, whitespace included;
-/// - a column whose type differs between the sides (reported as a schema difference) may print
-///   differently and then make the checksums differ too.
-///
-/// Cost: one sequential scan per table, each row printed as text and hashed.
-pub fn checksum_sql(table: &QualifiedName, kind: TableKind, columns: &[String]) -> String {
-    let alias = quote_ident("xtask_row");
-    let row: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{alias}.{}", quote_ident(c)))
-        .collect();
-    format!(
-        "SELECT pg_catalog.count(*), pg_catalog.md5(pg_catalog.count(*)::text || ':' || \
-         COALESCE(pg_catalog.sum(pg_catalog.hashtextextended(ROW({row})::text COLLATE \
-         pg_catalog.\"C\", 0)), 0)::text) FROM {from} AS {alias}",
-        row = row.join(", "),
-        from = kind.from_clause(table),
-    )
-}
 
 pub fn count_sql(table: &QualifiedName, kind: TableKind) -> String {
     format!(
@@ -65,9 +25,9 @@ pub fn count_sql(table: &QualifiedName, kind: TableKind) -> String {
 
 /// Counts the rows whose referencing columns are set but have no parent row (MATCH SIMPLE: a
 /// null in any referencing column exempts the row; MATCH FULL: only all-null rows are exempt),
-/// and digests their referencing keys as [`checksum_sql`] digests rows (the sum of each key's
-/// `ROW(...)::text` hash, whatever the order, in the transaction's pinned text output): two sides
-/// with the same digest have the same orphans, not only as many.
+/// and digests their referencing keys (the sum of each key's `ROW(...)::text` hash, whatever the
+/// order, in the transaction's pinned text output): two sides with the same digest have the same
+/// orphans, not only as many.
 pub fn orphans_sql(fk: &ForeignKey) -> String {
     let child = quote_ident("xtask_child");
     let parent = quote_ident("xtask_parent");
@@ -148,7 +108,7 @@ async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> 
                 .with_context(|| {
                     format!(
                         "{} {} on {url}",
-                        if plan.checksum_columns.is_some() {
+                        if plan.checksum.is_some() {
                             "checksumming"
                         } else {
                             "counting the rows of"
@@ -158,7 +118,7 @@ async fn run_job<C: GenericClient + Sync>(tx: &C, url: &DbUrl, job: Job<'_>) -> 
                 })?;
             let measure = TableMeasure {
                 rows: row.get(0),
-                checksum: plan.checksum_columns.as_ref().map(|_| row.get(1)),
+                checksum: plan.checksum.as_ref().map(|_| row.get(1)),
             };
             Ok(Outcome::Table(plan.table.clone(), measure))
         }
@@ -215,8 +175,8 @@ pub async fn measure<C: GenericClient + Sync>(
         let Some(table) = catalog.tables.get(&plan.table) else {
             continue;
         };
-        let sql = match &plan.checksum_columns {
-            Some(columns) => checksum_sql(&plan.table, table.kind, columns),
+        let sql = match &plan.checksum {
+            Some(checksum) => checksum_sql(&plan.table, table, &checksum.columns, checksum.method),
             None => count_sql(&plan.table, table.kind),
         };
         jobs.push(Job::Table(plan, sql));

@@ -15,6 +15,7 @@
 //! query stuck behind a lock or on a runaway plan ends with an error that names the setting. The
 //! data streams (pg_dump, psql) have sessions of their own and are not limited by it.
 
+mod checksum;
 mod measure;
 mod objects;
 mod objects_sql;
@@ -27,7 +28,8 @@ use std::collections::BTreeMap;
 
 use crate::pg::ident::QualifiedName;
 
-pub use measure::{checksum_sql, count_sql, measure, orphans_sql, sequence_column_sql};
+pub use checksum::{checksum_sql, ChecksumMethod};
+pub use measure::{count_sql, measure, orphans_sql, sequence_column_sql};
 pub use objects::{positions_sql, Comment, Function, Objects, Sequence, View};
 pub use read::read_catalog;
 pub use session::{begin, begin_exported_snapshot, connect, statement_timeout};
@@ -73,6 +75,22 @@ pub struct Column {
     pub collation: Option<String>,
     /// smallint, integer or bigint: a sequence's column that can be checked against it.
     pub integer: bool,
+}
+
+#[cfg(test)]
+impl Column {
+    /// A nullable plain column of `data_type` (no default, identity, generation or collation).
+    pub fn of_type(data_type: &str) -> Column {
+        Column {
+            data_type: data_type.to_string(),
+            not_null: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+            integer: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,12 +229,19 @@ pub struct Snapshot {
     pub measures: Measures,
 }
 
-/// What phase two reads from a table: its rows, and with `checksum_columns` a checksum over
-/// those columns (the columns both sides have, in name order).
+/// What phase two reads from a table: its rows, and with `checksum` a checksum of them.
 #[derive(Clone, Debug)]
 pub struct TablePlan {
     pub table: QualifiedName,
-    pub checksum_columns: Option<Vec<String>>,
+    pub checksum: Option<ChecksumPlan>,
+}
+
+/// A table's checksum: over these columns (the ones both sides have, in name order), by the
+/// method both sides use.
+#[derive(Clone, Debug)]
+pub struct ChecksumPlan {
+    pub columns: Vec<String>,
+    pub method: ChecksumMethod,
 }
 
 #[cfg(test)]
