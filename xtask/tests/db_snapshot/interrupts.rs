@@ -14,8 +14,6 @@
 use std::{
     os::unix::process::CommandExt,
     process::{Child, Command},
-    sync::mpsc,
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -25,55 +23,6 @@ use crate::{
     require_docker,
     support::{self, query, query_one},
 };
-
-/// A lock on a database object held by an open transaction of the test; released when dropped.
-struct Hold {
-    release: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Hold {
-    /// `BEGIN; <statement>` on `admin_url`, held until `release`.
-    fn take(admin_url: &str, statement: &str) -> Hold {
-        let url = xtask::config::DbUrl::parse(admin_url).unwrap();
-        let sql = format!("BEGIN; {statement}");
-        let (release, released) = mpsc::channel::<()>();
-        let (locked, holds) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            support::block_on(async {
-                let conn = xtask::pg::client::connect(&url, Duration::from_secs(10))
-                    .await
-                    .unwrap();
-                conn.batch_execute(&sql).await.unwrap();
-                locked.send(()).unwrap();
-                let _ = released.recv();
-                conn.batch_execute("ROLLBACK").await.unwrap();
-            })
-        });
-        holds.recv().unwrap();
-        Hold {
-            release: Some(release),
-            thread: Some(thread),
-        }
-    }
-
-    fn release(mut self) {
-        self.end();
-    }
-
-    fn end(&mut self) {
-        drop(self.release.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
 
 /// How the run is stopped.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -126,7 +75,7 @@ fn stopped(
     held: impl Fn(u32) -> bool,
 ) -> support::Run {
     let admin = pair.url("postgres");
-    let holding = Hold::take(&admin, hold);
+    let mut holding = support::IdleInTransaction::start(&admin, "xtask-test-hold", hold);
     let mut cmd = pair.command(args[0], &args[1..]);
     cmd.process_group(0);
     let mut run: Child = cmd.spawn().unwrap();

@@ -28,11 +28,14 @@ impl IdleInTransaction {
                     .unwrap()
                     .get(0);
                 ready_tx.send(pid).unwrap();
-                // Idle in the transaction until released; the session ends with the client.
+                // Idle in the transaction until released. The ROLLBACK frees the locks before
+                // `release` returns (a closed connection frees them only once the server notices);
+                // it fails harmlessly when the session was ended from outside.
                 tokio::task::spawn_blocking(move || done_rx.recv())
                     .await
                     .unwrap()
                     .ok();
+                let _ = c.batch_execute("ROLLBACK").await;
             })
         });
         let pid = ready_rx
