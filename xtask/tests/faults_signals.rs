@@ -571,20 +571,21 @@ impl Drop for Hold {
 }
 
 /// The command's source snapshot holds `table` on `source` (its transaction counted every table
-/// it copies); a lock request of the test queued behind it makes pg_dump, which asks next, wait.
-/// Returns the queued request (released, it lets pg_dump go on).
-fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str, table: &str) -> Hold {
+/// it copies); a lock request of the test queued behind it makes the data's reader, which asks
+/// next, wait: pg_dump, or psql's `COPY (SELECT ...)` for a job that copies a table's ctid ranges
+/// (`--jobs`, a big table split). Returns the queued request (released, it lets the reader go on).
+fn stall_source_read(run: &mut Running, source: &PgContainer, dbname: &str, table: &str) -> Hold {
     let url = source.url(dbname);
     let queued = Hold::behind_xtask(
         &url,
         &format!("public.{table}"),
         &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
     );
-    run.wait_until("pg_dump to wait for its lock", 120, || {
+    run.wait_until("the source's reader to wait for its lock", 120, || {
         sessions(
             source,
             &format!(
-                "application_name = 'pg_dump' AND datname = '{dbname}' \
+                "application_name IN ('pg_dump', 'psql') AND datname = '{dbname}' \
                  AND wait_event_type = 'Lock'"
             ),
         ) > 0
@@ -593,9 +594,10 @@ fn stall_pg_dump(run: &mut Running, source: &PgContainer, dbname: &str, table: &
 }
 
 /// Holds the command with every row sent into the target's open transaction, before COMMIT:
-/// pg_dump is held first (see `stall_pg_dump`, on `stall`, a table the command copies), then the test takes a lock on the target's
-/// `market_data_cache_id_seq`, which psql needs for the `setval` that follows the data. Returns
-/// the lock on the sequence (released, psql goes on).
+/// the source's reader is held first (see `stall_source_read`, on `stall`, a table the command
+/// copies), then the test takes a lock on the target's `market_data_cache_id_seq`, which psql
+/// needs for the `setval` that follows the data. Returns the lock on the sequence (released, psql
+/// goes on).
 fn all_rows_sent(
     run: &mut Running,
     source: &PgContainer,
@@ -603,7 +605,7 @@ fn all_rows_sent(
     target_db: &str,
     stall: &str,
 ) -> Hold {
-    let mut queued = stall_pg_dump(run, source, CORE, stall);
+    let mut queued = stall_source_read(run, source, CORE, stall);
     psql_connected(run, target, target_db);
     let sequence = Hold::start(
         &target.url(target_db),
@@ -892,7 +894,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 "--no-backup",
             ],
         );
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
+        let mut queued = stall_source_read(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         docker(&["pause", &bench.local.name]);
         run.interrupt();
@@ -925,8 +927,9 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
         );
     }
 
-    // 7. Ctrl-C on a terminal during a parallel load (--jobs 2): one job's pg_dump is held, the
-    //    other's may have committed its tables into the staging database.
+    // 7. Ctrl-C on a terminal during a parallel load (--jobs 2): one job's read of the source is
+    //    held (psql's, as market_data_cache is split into ctid ranges), the other's may have
+    //    committed its tables into the staging database.
     if case(7) {
         let mut run = spawn(
             &env,
@@ -940,7 +943,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 "2",
             ],
         );
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
+        let mut queued = stall_source_read(&mut run, &bench.remote, CORE, "positions");
         run.interrupt_group();
         let out = run.finish(60);
         assert_eq!(out.code, 130, "{}", out.stderr);
@@ -975,7 +978,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 "--no-backup",
             ],
         );
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
+        let mut queued = stall_source_read(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         let staging = format!(":{}/sigmasight_db_xtask_new", bench.local.port);
@@ -1013,7 +1016,7 @@ fn db_pull_interrupted_or_killed_at_each_step_keeps_the_local_data_whole() {
                 "--no-backup",
             ],
         );
-        let mut queued = stall_pg_dump(&mut run, &bench.remote, CORE, "positions");
+        let mut queued = stall_source_read(&mut run, &bench.remote, CORE, "positions");
         psql_connected(&mut run, &bench.local, "sigmasight_db_xtask_new");
         run.note_children();
         crash(&bench.local);
