@@ -17,7 +17,7 @@ pub mod sessions;
 pub mod stream;
 pub mod version;
 
-use std::path::Path;
+use std::{path::Path, sync::Mutex};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -174,8 +174,29 @@ impl PgTools {
         }
     }
 
-    /// `pg_dump --version` (or another tool's) where the tools run.
+    /// `pg_dump --version` (or another tool's) where the tools run, read once per process: a
+    /// pull reads pg_dump's while it reads each source and needs it again for each backup.
     pub fn tool_version(&self, sh: &Shell, tool: Tool) -> Result<ToolVersion> {
+        static READ: Mutex<Vec<(String, &str, ToolVersion)>> = Mutex::new(Vec::new());
+        let place = self.place();
+        let known = |read: &[(String, &str, ToolVersion)]| {
+            read.iter()
+                .find(|(p, t, _)| *p == place && *t == tool.program())
+                .map(|(_, _, v)| v.clone())
+        };
+        if let Some(v) = known(&READ.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        let version = self.read_tool_version(sh, tool)?;
+        READ.lock().unwrap_or_else(|e| e.into_inner()).push((
+            place,
+            tool.program(),
+            version.clone(),
+        ));
+        Ok(version)
+    }
+
+    fn read_tool_version(&self, sh: &Shell, tool: Tool) -> Result<ToolVersion> {
         let prepared = match self {
             PgTools::Docker(info) => PreparedCommand::new("docker").args([
                 "exec",

@@ -1,9 +1,9 @@
 //! A full pull's load into its staging database on several connections (`--jobs N`): each job
 //! relays its own tables in the source's one snapshot (truncating its large ones first in its
 //! transaction, so that their COPY may `FREEZE`), and its ctid range of each table big enough to
-//! be split over the jobs (`ranges`: copied by psql, as a masked pull's tables are), then the indexes (primary keys and unique ones
-//! included) are built spread over the connections and one last transaction attaches the keys,
-//! re-adds the foreign keys and checks the counts.
+//! be split over the jobs (`ranges`: copied by psql, as a masked pull's tables are), then the
+//! indexes (primary keys and unique ones included) are built spread over the connections and one
+//! last transaction attaches the keys, re-adds the foreign keys and checks the counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
