@@ -35,16 +35,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A port nobody answers on (containers share the host network: one URL for host and container).
-port=
-for _ in {1..100}; do
-  p=$((20000 + RANDOM % 30000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-    port=$p
-    break
-  fi
-done
-[[ -n $port ]] || { say "no free port found"; exit 1; }
+# A port nobody answers on, below the ephemeral range (containers share the host network: one URL
+# for host and container).
+# shellcheck source=scripts/free-port.sh
+source scripts/free-port.sh
+port=$(free_port) || { say "no free port found"; exit 1; }
 
 # Characters that must be percent-encoded in a URL; the value reaches docker through the
 # environment (-e NAME without a value), never through an argument.
@@ -64,7 +59,7 @@ server="postgresql://ci:$(urlencode "$POSTGRES_PASSWORD")@127.0.0.1:$port"
 
 docker run -d --rm --name "$container" --label xtask-ci=1 --network host \
   -e POSTGRES_USER=ci -e POSTGRES_PASSWORD -e POSTGRES_DB=postgres \
-  "$IMAGE" postgres -c port="$port" -c fsync=off >/dev/null
+  "$IMAGE" postgres -c port="$port" -c listen_addresses=127.0.0.1 -c fsync=off >/dev/null
 unset POSTGRES_PASSWORD
 for ((i = 0; ; i++)); do
   docker exec "$container" pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null && break

@@ -39,11 +39,33 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A port for a throwaway server, below the kernel's ephemeral range: a port in that range (what
+/// binding port 0 hands out) can be taken at any moment as the local end of a client's
+/// connection, and the server then fails to bind it (CI's throwaway server once did). Ports are
+/// tried in turn from a place that depends on the process, so that two servers of one test binary
+/// never get the same one; a port something is bound to is skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or(32768);
+    let (base, span) = if ephemeral_low > 21024 {
+        (ephemeral_low - 20000, 20000)
+    } else {
+        (1024, ephemeral_low.saturating_sub(1024).max(1))
+    };
+    let start = std::process::id() as usize * 7919;
+    for _ in 0..span {
+        let port = (base + (start + NEXT.fetch_add(1, Ordering::SeqCst)) % span) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free port below the ephemeral range ({base}..{})",
+        base + span
+    )
 }
 
 pub fn url(port: u16, dbname: &str) -> String {
