@@ -11,8 +11,8 @@
 #   BENCH_PGBENCH_SCALE  pgbench -i scale (default 20; 0 skips the peers)
 #   BENCH_JOBS           the N of the parallel rows (default 2)
 #   BENCH_BUILD          set to 0: skip the cold build row (several minutes on 2 cores)
-#   BENCH_XTASK_BEFORE   a dev-profile xtask binary of another revision: one more db-pull row,
-#                        beside target/debug/xtask's, to compare the two in one run
+#   BENCH_XTASK_BEFORE   an xtask binary of another revision: one more db-pull row, to compare
+#                        the two in one run
 #
 # pgcopydb 0.10 (Debian bookworm) is built with PostgreSQL 15 and runs the pg_dump, pg_restore and
 # psql of the first psql on PATH (or of $PG_CONFIG). Those of 15 cannot dump a 17 server, so it is
@@ -33,7 +33,7 @@ declare -A PEER_LABEL=(
   [pull]='db-pull --schema source (release build)'
   [pull_jn]="db-pull --schema source --jobs $PGB_JOBS (release build)"
   [dev_pull]='db-pull --schema source (dev build: target/debug/xtask)'
-  [before_pull]='db-pull --schema source (dev build: BENCH_XTASK_BEFORE)'
+  [before_pull]='db-pull --schema source (BENCH_XTASK_BEFORE)'
   [cargo_pull]='cargo xtask db-pull --schema source (dev profile)'
   [build]='cold build: cargo build -p xtask (dev profile)'
   [help]='cargo xtask --help (warm)'

@@ -16,6 +16,8 @@
 #   BENCH_REPEAT             rounds of every row but the runbook's, whose median is reported
 #                            (default 3; the runbook's pipeline runs once)
 #   BENCH_KEEP               set: keep the work folder (every row's output, db-pull's logs)
+#   BENCH_XTASK_BEFORE       another xtask binary (another revision's build) whose default pull runs
+#                            right after this one's in each round, and in the peers (bench-peers.sh)
 #   BENCH_PGBENCH_SCALE, BENCH_JOBS, BENCH_BUILD: the peers on pgbench's data, after the scales
 #                            (scripts/bench-peers.sh: pgcopydb, pg_dump -Fd -jN + pg_restore -jN,
 #                            the bare pipe, db-pull, the xtask's cold build and `cargo xtask --help`)
@@ -79,12 +81,9 @@ mkdir -p "$work/backups" "$work/logs"
 export XTASK_BACKUP_DIR=$work/backups XTASK_LOG_DIR=$work/logs
 
 # --- the server ----------------------------------------------------------------------------------
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for _ in $(seq 50); do
-  p=$((20000 + RANDOM % 30000))
-  if ! port_in_use "$p"; then port=$p; break; fi
-done
+# shellcheck source=scripts/free-port.sh
+source "$root/scripts/free-port.sh"
+port=$(free_port) || port=
 [[ -n $port ]] || die "no free port found"
 
 # The work folder is mounted at its own path: pgcopydb's files, written by the container's tools,
@@ -252,12 +251,14 @@ run_pipe() {
   fi
 }
 
-ROWS=(runbook bare pull pull_nb pull_raw pull_j2 pull_full verify verify_cs)
-XTASK_ROWS=(pull pull_nb pull_raw pull_j2 pull_full verify verify_cs)
+ROWS=(runbook bare pull pull_before pull_all pull_nb pull_raw pull_j2 pull_full verify verify_cs)
+XTASK_ROWS=(pull pull_before pull_all pull_nb pull_raw pull_j2 pull_full verify verify_cs)
 declare -A LABEL=(
   [runbook]='runbook: pg_dump --column-inserts \| psql (Core)'
   [bare]='bare pipe: pg_dump \| psql, COPY (Core)'
-  [pull]='db-pull --core-only (default: backup first)'
+  [pull]='db-pull --core-only (default, with its backup)'
+  [pull_before]='the same, BENCH_XTASK_BEFORE'
+  [pull_all]='db-pull (default: Core + AI, with backups)'
   [pull_nb]='db-pull --core-only --no-backup'
   [pull_raw]='db-pull --core-only --no-backup --unmasked'
   [pull_j2]='db-pull --core-only --no-backup --jobs 2'
@@ -297,6 +298,12 @@ bench_scale() {
     # The target now holds a full copy (from the bare pipe): the default pull backs it up first.
     say "bench: scale $CUR, round $round of $REPEAT: db-pull"
     run_xtask pull db-pull --core-only --yes
+    if [[ -n ${BENCH_XTASK_BEFORE:-} ]]; then
+      XTASK=$BENCH_XTASK_BEFORE run_xtask pull_before db-pull --core-only --yes
+    else
+      NOTE[$CUR:pull_before]='n/a (BENCH_XTASK_BEFORE unset)'
+    fi
+    run_xtask pull_all db-pull --yes
     run_xtask pull_nb db-pull --core-only --no-backup --yes
     if grep -q -- '--unmasked' <<<"$help"; then
       run_xtask pull_raw db-pull --core-only --no-backup --unmasked --yes
@@ -377,7 +384,7 @@ tag() { if [[ $scale == "$1" ]]; then printf '  [target at scale %s: %s]' "$1" "
 echo
 echo "Targets:"
 for scale in $SCALES; do
-  nb=${T[$scale:pull_nb]:-} rb=${T[$scale:runbook]:-} bp=${T[$scale:bare]:-} cs=${T[$scale:verify_cs]:-}
+  dp=${T[$scale:pull]:-} nb=${T[$scale:pull_nb]:-} rb=${T[$scale:runbook]:-} bp=${T[$scale:bare]:-} cs=${T[$scale:verify_cs]:-}
   peak=0 peak_tree=0
   for r in "${XTASK_ROWS[@]}"; do
     v=${RSS_OWN[$scale:$r]:-0}; if ((v > peak)); then peak=$v; fi
@@ -387,9 +394,12 @@ for scale in $SCALES; do
     x=$(ratio "$rb" "$nb")
     echo "  scale $scale: db-pull --core-only --no-backup is ${x}x faster than the runbook$(tag 1 ">= 8x, $(verdict "$x" '>=' 8)")"
   fi
+  if [[ -n $dp && -n $bp ]]; then
+    x=$(ratio "$dp" "$bp")
+    echo "  scale $scale: db-pull --core-only (the whole command, with its backup) takes ${x}x the bare pipe's time$(tag 1 "<= 1.3x, $(verdict "$x" '<=' 1.3)")"
+  fi
   if [[ -n $nb && -n $bp ]]; then
-    x=$(ratio "$nb" "$bp")
-    echo "  scale $scale: db-pull --core-only --no-backup takes ${x}x the bare pipe's time$(tag 1 "<= 1.3x, $(verdict "$x" '<=' 1.3)")"
+    echo "  scale $scale: db-pull --core-only --no-backup takes $(ratio "$nb" "$bp")x the bare pipe's time"
   fi
   if [[ -n $nb && -n $cs ]]; then
     x=$(ratio "$cs" "$nb")
@@ -433,7 +443,9 @@ Notes:
   dropped, created and migrated first (cargo xtask db-init: ${prep%, }), and that is not
   in their time. db-pull's time includes building its schema (alembic upgrade head in a staging
   database), reading and checking the source (alembic heads), and verifying the copy.
-- The default db-pull row backs up the target first (it holds a full copy, from the bare pipe).
+- The default db-pull rows back up their targets (each holds a full copy, from the rows before),
+  beside the copy (the swap waits for the backup). BENCH_XTASK_BEFORE: another build of the
+  xtask, whose default pull runs right after this one's in every round.
 - db-verify compares the source with the target that the last pull left (Core).
 - xtask MB: peak RSS of the xtask process itself (VmHWM, sampled every 50 ms). w/ children: GNU
   time's %M, the largest of the xtask and the processes it waits for (uv/Alembic's Python, docker

@@ -303,6 +303,12 @@ impl Transfer for DbPull {
         p.own.before.is_some()
     }
 
+    /// A full pull touches no local database until the swap, which comes after the backups.
+    /// `--tables` loads in place: its backups come first.
+    fn backups_beside_copies(&self, pulls: &[Job<Pulled>]) -> bool {
+        pulls.iter().all(|p| !p.selection.partial)
+    }
+
     fn copy_one(&self, run: &Run, p: &mut Job<Pulled>) -> Result<()> {
         let label = p.db.label();
         if p.selection.partial {

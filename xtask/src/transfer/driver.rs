@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{
     backup::{self, Backup},
-    human_bytes,
+    backup_step::BackupStep,
     phases::{Phase, Phases},
     source::SourceRead,
     uncopyable, CopyArgs, LoadLogs, Selection,
@@ -178,6 +178,12 @@ pub trait Transfer {
         true
     }
 
+    /// Whether the backups may be taken while the copies run: only when no copy touches its
+    /// target before [`Transfer::commit`] (db-pull into staging databases).
+    fn backups_beside_copies(&self, _jobs: &[Job<Self::Own>]) -> bool {
+        false
+    }
+
     /// One database's copy, verified.
     fn copy_one(&self, run: &Run, job: &mut Job<Self::Own>) -> Result<()>;
 
@@ -263,37 +269,33 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
         }
     }
 
-    // 3. Backups.
-    let backups_started = std::time::Instant::now();
-    if !copy.no_backup {
-        for job in jobs.iter_mut().filter(|j| transfer.has_backup_to_take(j)) {
-            interrupt::check("the backups (nothing was changed)")?;
-            let b = backup::take_first(
-                run.tools,
-                T::COMMAND,
-                T::TARGET,
-                job.db,
-                &job.target,
-                &run.stamp,
-            )?;
-            ctx.say(format!(
-                "{}: backup of {}{} written to {} ({})",
-                job.db.label(),
-                T::BACKUP_OF,
-                job.target.dbname(),
-                b.path.display(),
-                human_bytes(b.bytes as i64)
-            ));
-            job.backup = Some(b);
-        }
-        run.phases.add(Phase::Backup, backups_started.elapsed());
+    // 3. Backups, then the copies, each verified, then the command's commit. Where nothing
+    //    touches a target until the commit, the backups are taken beside the copies and the
+    //    commit waits for them: a backup that fails stops the run before anything is replaced.
+    let backups = BackupStep::new(&run, T::TARGET, &jobs, |j| transfer.has_backup_to_take(j));
+    let copy_all = |jobs: &mut Vec<Job<T::Own>>| {
+        jobs.iter_mut()
+            .try_for_each(|job| transfer.copy_one(&run, job))
+    };
+    let copied = if backups.is_empty() {
+        copy_all(&mut jobs)
+    } else if transfer.backups_beside_copies(&jobs) {
+        let (taken, copied) = std::thread::scope(|s| {
+            let taking = s.spawn(|| backups.take());
+            let copied = copy_all(&mut jobs);
+            (taking.join(), copied)
+        });
+        let taken = taken.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The copy's failure is the one to report (a Ctrl-C stops both).
+        let recorded = taken.record(&run, &mut jobs, T::BACKUP_OF, true);
+        copied.and(recorded)
+    } else {
+        backups
+            .take()
+            .record(&run, &mut jobs, T::BACKUP_OF, false)?;
+        copy_all(&mut jobs)
     }
-
-    // 4. The copies, each verified; then the command's commit.
-    let copied = jobs
-        .iter_mut()
-        .try_for_each(|job| transfer.copy_one(&run, job))
-        .and_then(|()| transfer.commit(&run, &mut jobs));
+    .and_then(|()| transfer.commit(&run, &mut jobs));
     if let Err(e) = copied {
         transfer.clean_up(&run, &mut jobs);
         let mut lines: Vec<String> = jobs

@@ -12,7 +12,8 @@
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
 //! - `load` (and `target_schema`, what it reads of the target): the SQL around the stream;
 //!   `around_data`: the target's NOT VALID checks and `--schema source`'s post-data around it;
-//! - `backup`: what is overwritten, saved first; `progress`: the status line on a terminal;
+//! - `backup`: what is overwritten, saved first (`backup_step`: before the copies, or beside
+//!   them when no target is touched until the commit); `progress`: the status line on a terminal;
 //! - `sections` (and `roles`): `--schema source` by pg_dump's sections, pre-data before the data
 //!   and post-data after it, and the roles its policies name; `post_data`: that section cut
 //!   for a parallel load, its indexes and keys built on several connections;
@@ -25,6 +26,7 @@
 
 pub mod around_data;
 pub mod backup;
+pub mod backup_step;
 pub mod check;
 pub mod copy;
 pub mod driver;

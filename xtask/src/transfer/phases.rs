@@ -54,6 +54,9 @@ pub struct Phases {
     spent: Mutex<Vec<(Phase, Duration)>>,
     /// When the running load sent its last row, once it has.
     data_sent: Mutex<Option<Instant>>,
+    /// Phases that ran beside the others (db-pull's backups beside its copies): their time is
+    /// overlaps theirs.
+    beside: Mutex<Vec<Phase>>,
 }
 
 impl Phases {
@@ -62,6 +65,14 @@ impl Phases {
         match all.iter_mut().find(|(p, _)| *p == phase) {
             Some((_, total)) => *total += spent,
             None => all.push((phase, spent)),
+        }
+    }
+
+    /// Notes that `phase` ran beside the others rather than before them.
+    pub fn beside(&self, phase: Phase) {
+        let mut beside = self.beside.lock().expect("phases lock");
+        if !beside.contains(&phase) {
+            beside.push(phase);
         }
     }
 
@@ -98,12 +109,22 @@ impl Phases {
             .collect()
     }
 
-    /// `phases: preflight 0.15 s, data 1.20 s, ...`
+    /// `phases: preflight 0.15 s, backup 0.60 s (beside the copy), data 1.20 s, ...`
     pub fn line(&self) -> String {
+        let beside: Vec<&str> = self
+            .beside
+            .lock()
+            .expect("phases lock")
+            .iter()
+            .map(|p| p.name())
+            .collect();
         let parts: Vec<String> = self
             .seconds()
             .iter()
-            .map(|(name, s)| format!("{name} {s:.2} s"))
+            .map(|(name, s)| match beside.contains(name) {
+                true => format!("{name} {s:.2} s (beside the copy)"),
+                false => format!("{name} {s:.2} s"),
+            })
             .collect();
         format!("phases: {}", parts.join(", "))
     }
@@ -130,9 +151,15 @@ mod tests {
         phases.add(Phase::Verify, Duration::from_millis(1000));
         assert_eq!(phases.seconds(), [("preflight", 1.5), ("verify", 1.25)]);
         assert_eq!(phases.line(), "phases: preflight 1.50 s, verify 1.25 s");
+        phases.add(Phase::Backup, Duration::from_millis(600));
+        phases.beside(Phase::Backup);
+        assert_eq!(
+            phases.line(),
+            "phases: preflight 1.50 s, backup 0.60 s (beside the copy), verify 1.25 s"
+        );
         assert_eq!(
             phases.to_json(),
-            serde_json::json!({"preflight": 1.5, "verify": 1.25})
+            serde_json::json!({"preflight": 1.5, "backup": 0.6, "verify": 1.25})
         );
     }
 
