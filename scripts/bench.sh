@@ -16,8 +16,8 @@
 #   BENCH_REPEAT             rounds of every row but the runbook's, whose median is reported
 #                            (default 3; the runbook's pipeline runs once)
 #   BENCH_KEEP               set: keep the work folder (every row's output, db-pull's logs)
-#   BENCH_XTASK_BEFORE       another xtask binary (another revision's build) whose default pull runs
-#                            right after this one's in each round, and in the peers (bench-peers.sh)
+#   BENCH_XTASK_BEFORE       another xtask binary (another revision's build) whose whole default pull
+#                            (Core + AI) runs right after this one's in each round, and in the peers
 #   BENCH_PGBENCH_SCALE, BENCH_JOBS, BENCH_BUILD: the peers on pgbench's data, after the scales
 #                            (scripts/bench-peers.sh: pgcopydb, pg_dump -Fd -jN + pg_restore -jN,
 #                            the bare pipe, db-pull, the xtask's cold build and `cargo xtask --help`)
@@ -251,8 +251,8 @@ run_pipe() {
   fi
 }
 
-ROWS=(runbook bare pull pull_before pull_all pull_nb pull_raw pull_j2 pull_full verify verify_cs)
-XTASK_ROWS=(pull pull_before pull_all pull_nb pull_raw pull_j2 pull_full verify verify_cs)
+ROWS=(runbook bare pull pull_all pull_before pull_nb pull_raw pull_j2 pull_full verify verify_cs)
+XTASK_ROWS=(pull pull_all pull_before pull_nb pull_raw pull_j2 pull_full verify verify_cs)
 declare -A LABEL=(
   [runbook]='runbook: pg_dump --column-inserts \| psql (Core)'
   [bare]='bare pipe: pg_dump \| psql, COPY (Core)'
@@ -298,12 +298,12 @@ bench_scale() {
     # The target now holds a full copy (from the bare pipe): the default pull backs it up first.
     say "bench: scale $CUR, round $round of $REPEAT: db-pull"
     run_xtask pull db-pull --core-only --yes
+    run_xtask pull_all db-pull --yes
     if [[ -n ${BENCH_XTASK_BEFORE:-} ]]; then
-      XTASK=$BENCH_XTASK_BEFORE run_xtask pull_before db-pull --core-only --yes
+      XTASK=$BENCH_XTASK_BEFORE run_xtask pull_before db-pull --yes
     else
       NOTE[$CUR:pull_before]='n/a (BENCH_XTASK_BEFORE unset)'
     fi
-    run_xtask pull_all db-pull --yes
     run_xtask pull_nb db-pull --core-only --no-backup --yes
     if grep -q -- '--unmasked' <<<"$help"; then
       run_xtask pull_raw db-pull --core-only --no-backup --unmasked --yes
@@ -445,7 +445,7 @@ Notes:
   database), reading and checking the source (alembic heads), and verifying the copy.
 - The default db-pull rows back up their targets (each holds a full copy, from the rows before),
   beside the copy (the swap waits for the backup). BENCH_XTASK_BEFORE: another build of the
-  xtask, whose default pull runs right after this one's in every round.
+  xtask, whose whole default pull (Core + AI) runs right after this one's in every round.
 - db-verify compares the source with the target that the last pull left (Core).
 - xtask MB: peak RSS of the xtask process itself (VmHWM, sampled every 50 ms). w/ children: GNU
   time's %M, the largest of the xtask and the processes it waits for (uv/Alembic's Python, docker
