@@ -30,7 +30,10 @@ impl Ctx {
         Ok(Ctx {
             sh: Shell::new()?,
             rt: Runtime::new()?,
-            out: Output { json: args.json },
+            out: Output {
+                json: args.json,
+                progress: true,
+            },
             args,
             config: OnceCell::new(),
             tools: OnceCell::new(),
@@ -41,6 +44,24 @@ impl Ctx {
     /// runs db-init, seed and db-pull on the URLs it decided, kept in memory).
     pub fn with_args(&self, args: DbArgs) -> Result<Ctx> {
         Ctx::new(args)
+    }
+
+    /// A context for a step that runs on a thread of its own beside this one (db-pull's AI copy
+    /// beside its Core copy): its own shell and runtime, the same settings and tools, and no
+    /// progress display (the terminal's status line stays the first step's).
+    pub fn fork(&self) -> Result<Ctx> {
+        let forked = Ctx {
+            sh: Shell::new()?,
+            rt: Runtime::new()?,
+            out: Output {
+                json: self.out.json,
+                progress: false,
+            },
+            args: self.args.clone(),
+            config: self.config.clone(),
+            tools: self.tools.clone(),
+        };
+        Ok(forked)
     }
 
     /// The shared flags as given (flag, environment, `.env`).
@@ -102,6 +123,8 @@ impl Ctx {
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
     pub json: bool,
+    /// Whether this context may draw progress (a forked one does not).
+    pub progress: bool,
 }
 
 impl Output {
@@ -111,6 +134,6 @@ impl Output {
 
     /// Progress is drawn on a terminal only, never with --json: pipes and CI stay quiet.
     pub fn progress_wanted(&self) -> bool {
-        !self.json && std::io::stderr().is_terminal()
+        self.progress && !self.json && std::io::stderr().is_terminal()
     }
 }
