@@ -290,9 +290,17 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
             (taking.join(), copied)
         });
         let taken = taken.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // The copy's failure is the one to report (a Ctrl-C stops both).
         let recorded = taken.record(&run, &mut jobs, T::BACKUP_OF, true);
-        copied.and(recorded)
+        match (copied, recorded) {
+            // A Ctrl-C stops both: the backup's message says that nothing was changed and that
+            // no partial backup is kept.
+            (Err(_), Err(backup)) if interrupt::interrupted() => Err(backup),
+            (Err(copy), Err(backup)) => {
+                ctx.say(format!("the backup failed too: {backup:#}"));
+                Err(copy)
+            }
+            (copied, recorded) => copied.and(recorded),
+        }
     } else {
         backups
             .take()
