@@ -127,8 +127,28 @@ pub struct Output {
     pub progress: bool,
 }
 
+/// Whether a progress status line is on the terminal now (it has no newline: a line said while
+/// it is there must clear it first, or the two run together; db-pull's AI copy speaks while
+/// Core's load draws its status line).
+static STATUS_LINE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// Draws `text` as the terminal's status line (in place of the one before), or clears it.
+pub fn status_line(text: Option<&str>) {
+    let mut drawn = STATUS_LINE.lock().unwrap_or_else(|e| e.into_inner());
+    match text {
+        Some(text) => eprint!("\r\x1b[2K{text}"),
+        None => eprint!("\r\x1b[2K"),
+    }
+    *drawn = text.is_some();
+}
+
 impl Output {
     pub fn say(&self, line: impl AsRef<str>) {
+        let drawn = STATUS_LINE.lock().unwrap_or_else(|e| e.into_inner());
+        if *drawn {
+            // The next redraw puts the status line back under this line.
+            eprint!("\r\x1b[2K");
+        }
         eprintln!("{}", line.as_ref());
     }
 

@@ -499,9 +499,9 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     let run = bench.run("db-pull", &["--unmasked", "--yes"]);
     assert_eq!(run.code, 1, "{}", run.all());
     for said in [
-        "verified against the source's snapshot: core: equal",
+        "verified against the source's snapshot: core: 15 copied table(s), 195996 rows",
         "ai: loading the data",
-        "rating",
+        "null value in column \"rating\" of relation \"ai_feedback\"",
         "local core database sigmasight_db: unchanged",
         "local ai database sigmasight_ai_db: unchanged",
     ] {
