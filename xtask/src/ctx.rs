@@ -30,7 +30,10 @@ impl Ctx {
         Ok(Ctx {
             sh: Shell::new()?,
             rt: Runtime::new()?,
-            out: Output { json: args.json },
+            out: Output {
+                json: args.json,
+                progress: true,
+            },
             args,
             config: OnceCell::new(),
             tools: OnceCell::new(),
@@ -41,6 +44,24 @@ impl Ctx {
     /// runs db-init, seed and db-pull on the URLs it decided, kept in memory).
     pub fn with_args(&self, args: DbArgs) -> Result<Ctx> {
         Ctx::new(args)
+    }
+
+    /// A context for a step that runs on a thread of its own beside this one (db-pull's AI copy
+    /// beside its Core copy): its own shell and runtime, the same settings and tools, and no
+    /// progress display (the terminal's status line stays the first step's).
+    pub fn fork(&self) -> Result<Ctx> {
+        let forked = Ctx {
+            sh: Shell::new()?,
+            rt: Runtime::new()?,
+            out: Output {
+                json: self.out.json,
+                progress: false,
+            },
+            args: self.args.clone(),
+            config: self.config.clone(),
+            tools: self.tools.clone(),
+        };
+        Ok(forked)
     }
 
     /// The shared flags as given (flag, environment, `.env`).
@@ -102,15 +123,37 @@ impl Ctx {
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
     pub json: bool,
+    /// Whether this context may draw progress (a forked one does not).
+    pub progress: bool,
+}
+
+/// Whether a progress status line is on the terminal now (it has no newline: a line said while
+/// it is there must clear it first, or the two run together; db-pull's AI copy speaks while
+/// Core's load draws its status line).
+static STATUS_LINE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// Draws `text` as the terminal's status line (in place of the one before), or clears it.
+pub fn status_line(text: Option<&str>) {
+    let mut drawn = STATUS_LINE.lock().unwrap_or_else(|e| e.into_inner());
+    match text {
+        Some(text) => eprint!("\r\x1b[2K{text}"),
+        None => eprint!("\r\x1b[2K"),
+    }
+    *drawn = text.is_some();
 }
 
 impl Output {
     pub fn say(&self, line: impl AsRef<str>) {
+        let drawn = STATUS_LINE.lock().unwrap_or_else(|e| e.into_inner());
+        if *drawn {
+            // The next redraw puts the status line back under this line.
+            eprint!("\r\x1b[2K");
+        }
         eprintln!("{}", line.as_ref());
     }
 
     /// Progress is drawn on a terminal only, never with --json: pipes and CI stay quiet.
     pub fn progress_wanted(&self) -> bool {
-        !self.json && std::io::stderr().is_terminal()
+        self.progress && !self.json && std::io::stderr().is_terminal()
     }
 }

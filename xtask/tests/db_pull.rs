@@ -13,7 +13,7 @@ use std::{
 
 use bench::{
     both_fingerprints, fingerprint, finish, init_and_seed, leftover_databases, pids_with, wait_for,
-    walk, Bench, CORE,
+    walk, Bench, AI, CORE,
 };
 use support::{fault_case, query, query_one, PgContainer, PASSWORD};
 
@@ -487,6 +487,32 @@ fn failures_mid_pull_leave_the_local_data_exactly_as_it_was() {
     query(
         &bench.remote.url(CORE),
         "UPDATE positions SET position_type = 'LONG' WHERE position_type = 'BOGUS'",
+    );
+
+    // The AI copy fails (a NULL that the local schema's NOT NULL rejects) while Core's, copied
+    // side by side, is verified: neither is swapped in, and both staging databases are dropped.
+    query(
+        &bench.remote.url(AI),
+        "ALTER TABLE ai_feedback ALTER COLUMN rating DROP NOT NULL; \
+         UPDATE ai_feedback SET rating = NULL WHERE ctid IN (SELECT ctid FROM ai_feedback LIMIT 1)",
+    );
+    let run = bench.run("db-pull", &["--unmasked", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    for said in [
+        "verified against the source's snapshot: core: 15 copied table(s), 195996 rows",
+        "ai: loading the data",
+        "null value in column \"rating\" of relation \"ai_feedback\"",
+        "local core database sigmasight_db: unchanged",
+        "local ai database sigmasight_ai_db: unchanged",
+    ] {
+        assert!(run.stderr.contains(said), "{said:?} in {}", run.stderr);
+    }
+    assert_eq!(both_fingerprints(&bench.local), before);
+    assert_eq!(leftover_databases(&bench.local), "");
+    query(
+        &bench.remote.url(AI),
+        "UPDATE ai_feedback SET rating = 1 WHERE rating IS NULL; \
+         ALTER TABLE ai_feedback ALTER COLUMN rating SET NOT NULL",
     );
 
     // pg_dump killed (SIGKILL) while it streams.

@@ -309,6 +309,11 @@ impl Transfer for DbPull {
         pulls.iter().all(|p| !p.selection.partial)
     }
 
+    /// Core's and AI's full copies go into staging databases of their own: side by side.
+    fn copies_side_by_side(&self, pulls: &[Job<Pulled>]) -> bool {
+        self.backups_beside_copies(pulls)
+    }
+
     fn copy_one(&self, run: &Run, p: &mut Job<Pulled>) -> Result<()> {
         let label = p.db.label();
         if p.selection.partial {

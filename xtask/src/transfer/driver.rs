@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::{
     backup::{self, Backup},
     backup_step::BackupStep,
+    copies,
     phases::{Phase, Phases},
     source::SourceRead,
     uncopyable, CopyArgs, LoadLogs, Selection,
@@ -129,9 +130,9 @@ pub struct JobReport<'a, R> {
 }
 
 /// What a pull or a push does differently. The driver calls these in its one order.
-pub trait Transfer {
+pub trait Transfer: Sync {
     /// The command's own state of one database (locks, the target as it was, ...).
-    type Own;
+    type Own: Send;
     /// The command's own fields in a database's part of the `--json` document.
     type Reported: Serialize;
     /// `db-pull` or `db-push`.
@@ -181,6 +182,12 @@ pub trait Transfer {
     /// Whether the backups may be taken while the copies run: only when no copy touches its
     /// target before [`Transfer::commit`] (db-pull into staging databases).
     fn backups_beside_copies(&self, _jobs: &[Job<Self::Own>]) -> bool {
+        false
+    }
+
+    /// Whether the databases may be copied side by side (`copies.rs`): only when no copy
+    /// touches its target before [`Transfer::commit`] and the copies share nothing.
+    fn copies_side_by_side(&self, _jobs: &[Job<Self::Own>]) -> bool {
         false
     }
 
@@ -273,10 +280,7 @@ pub fn drive<T: Transfer>(ctx: &Ctx, transfer: &T) -> Result<()> {
     //    touches a target until the commit, the backups are taken beside the copies and the
     //    commit waits for them: a backup that fails stops the run before anything is replaced.
     let backups = BackupStep::new(&run, T::TARGET, &jobs, |j| transfer.has_backup_to_take(j));
-    let copy_all = |jobs: &mut Vec<Job<T::Own>>| {
-        jobs.iter_mut()
-            .try_for_each(|job| transfer.copy_one(&run, job))
-    };
+    let copy_all = |jobs: &mut Vec<Job<T::Own>>| copies::copy_all(transfer, &run, jobs);
     let copied = if backups.is_empty() {
         copy_all(&mut jobs)
     } else if transfer.backups_beside_copies(&jobs) {

@@ -8,7 +8,7 @@
 //! - `selection`: the tables chosen (`partitions`: a partitioned table with all its partitions),
 //!   and the check that the target's schema can hold their data;
 //! - `copy` (and `parallel`): the data streamed in one transaction, or on several connections into
-//!   a staging database;
+//!   a staging database; `copies`: the databases copied one after the other, or side by side;
 //! - `check`: the result verified with the db-verify engine against that same snapshot;
 //! - `load` (and `target_schema`, what it reads of the target): the SQL around the stream;
 //!   `around_data`: the target's NOT VALID checks and `--schema source`'s post-data around it;
@@ -28,6 +28,7 @@ pub mod around_data;
 pub mod backup;
 pub mod backup_step;
 pub mod check;
+pub mod copies;
 pub mod copy;
 pub mod driver;
 pub mod finish;

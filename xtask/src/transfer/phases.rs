@@ -68,6 +68,14 @@ impl Phases {
         }
     }
 
+    /// Adds the time of every phase of `other` (a database's copy that ran on a thread of its
+    /// own) to these.
+    pub fn absorb(&self, other: Phases) {
+        for (phase, spent) in other.spent.into_inner().expect("phases lock") {
+            self.add(phase, spent);
+        }
+    }
+
     /// Notes that `phase` ran beside the others rather than before them.
     pub fn beside(&self, phase: Phase) {
         let mut beside = self.beside.lock().expect("phases lock");

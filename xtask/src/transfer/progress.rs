@@ -62,12 +62,12 @@ impl ProgressDisplay {
                     } else {
                         String::new()
                     };
-                    eprint!(
-                        "\r\x1b[2K{label}: loading {table} | {done}/{total} rows, {} sent{eta}",
+                    crate::ctx::status_line(Some(&format!(
+                        "{label}: loading {table} | {done}/{total} rows, {} sent{eta}",
                         human_bytes(bytes as i64)
-                    );
+                    )));
                 }
-                eprint!("\r\x1b[2K");
+                crate::ctx::status_line(None);
             }
         });
         ProgressDisplay {
