@@ -50,18 +50,15 @@ impl Ctx {
     /// beside its Core copy): its own shell and runtime, the same settings and tools, and no
     /// progress display (the terminal's status line stays the first step's).
     pub fn fork(&self) -> Result<Ctx> {
-        let forked = Ctx {
-            sh: Shell::new()?,
-            rt: Runtime::new()?,
+        Ok(Ctx {
             out: Output {
-                json: self.out.json,
                 progress: false,
+                ..self.out
             },
-            args: self.args.clone(),
             config: self.config.clone(),
             tools: self.tools.clone(),
-        };
-        Ok(forked)
+            ..Ctx::new(self.args.clone())?
+        })
     }
 
     /// The shared flags as given (flag, environment, `.env`).

@@ -54,8 +54,8 @@ pub struct Phases {
     spent: Mutex<Vec<(Phase, Duration)>>,
     /// When the running load sent its last row, once it has.
     data_sent: Mutex<Option<Instant>>,
-    /// Phases that ran beside the others (db-pull's backups beside its copies): their time is
-    /// overlaps theirs.
+    /// Phases that ran beside the others (db-pull's backups beside its copies): their time
+    /// overlaps the others'.
     beside: Mutex<Vec<Phase>>,
 }
 
