@@ -2,8 +2,10 @@
 # Sourced by scripts/bench.sh (issue 17): the peers a PostgreSQL engineer would pick instead of
 # db-pull, on pgbench's own data, in the same run and on the same server: the bare
 # `pg_dump | psql` pipe (full dump), pgcopydb (Debian's package), `pg_dump -Fd -jN` +
-# `pg_restore -jN`, db-pull --schema source (the release build, one job and N, and `cargo xtask`
-# in the dev profile as users type it); then the xtask's cold build and `cargo xtask --help` warm.
+# `pg_restore -jN`, the data path's floor (pgbench_accounts through two docker exec streams and
+# from a file in the container), db-pull --schema source (the release build, one job and N, and
+# `cargo xtask` in the dev profile as users type it); then the xtask's cold build and
+# `cargo xtask --help` warm.
 # Every row is a whole command into a target that was just dropped (and, but for db-pull, created
 # empty); each prints its seconds and its ratio to the bare pipe.
 #
@@ -25,11 +27,13 @@ PGB_JOBS=${BENCH_JOBS:-2}
 [[ $PGB_SCALE =~ ^[0-9]+$ ]] || die "BENCH_PGBENCH_SCALE=$PGB_SCALE is not a whole number"
 [[ $PGB_JOBS =~ ^[1-9][0-9]*$ ]] || die "BENCH_JOBS=$PGB_JOBS is not a whole number >= 1"
 PGB_SRC=bench_pgbench_src PGB_DST=bench_pgbench_dst
-PEER_ROWS=(bare pgcopydb dir pull pull_jn dev_pull before_pull cargo_pull build help)
+PEER_ROWS=(bare pgcopydb dir copy_exec copy_file pull pull_jn dev_pull before_pull cargo_pull build help)
 declare -A PEER_LABEL=(
   [bare]='bare pipe: pg_dump | psql (full dump)'
   [pgcopydb]="pgcopydb clone --table-jobs $PGB_JOBS --index-jobs $PGB_JOBS"
   [dir]="pg_dump -Fd -j$PGB_JOBS + pg_restore -j$PGB_JOBS"
+  [copy_exec]='floor: COPY pgbench_accounts through two docker exec streams'
+  [copy_file]='floor: COPY pgbench_accounts from a file in the container'
   [pull]='db-pull --schema source (release build)'
   [pull_jn]="db-pull --schema source --jobs $PGB_JOBS (release build)"
   [dev_pull]='db-pull --schema source (dev build: target/debug/xtask)'
@@ -96,6 +100,22 @@ dump_dir_restore() {
       --no-owner --no-privileges --exit-on-error /tmp/bench-pgbench.dir
 }
 
+# The data path's floor (not a peer): pgbench_accounts alone into a table without indexes or keys,
+# through the two `docker exec` streams db-pull's rows cross (out of psql in the container, into
+# psql in the container), and from a file inside the container (no stream at all).
+floor_target() {
+  peer_target
+  psql_c $PGB_DST "CREATE TABLE pgbench_accounts (aid int NOT NULL, bid int, abalance int, filler char(84))" >/dev/null
+}
+copy_through_exec() {
+  dexec "$container" psql --dbname="$(bare_url $PGB_SRC)" -qAtX -c 'COPY pgbench_accounts TO STDOUT' |
+    dexec -i "$container" psql --dbname="$(bare_url $PGB_DST)" -qAtX --set ON_ERROR_STOP=on \
+      -c 'COPY pgbench_accounts FROM STDIN'
+}
+copy_from_file() {
+  psql_c $PGB_DST "COPY pgbench_accounts FROM '/tmp/bench-pgbench.copy'"
+}
+
 pgcopydb_clone() {
   rm -rf "$work/pgcopydb"
   PG_CONFIG=$work/pg17bin/pg_config PATH=$work/pg17bin:$PATH \
@@ -135,6 +155,10 @@ bench_peers() {
   peer_target && time_peer bare bare_full_pipe
   peer_target && time_peer pgcopydb pgcopydb_clone
   peer_target && time_peer dir dump_dir_restore
+  floor_target && time_peer copy_exec copy_through_exec
+  psql_c $PGB_SRC "COPY pgbench_accounts TO '/tmp/bench-pgbench.copy'" >/dev/null
+  floor_target && time_peer copy_file copy_from_file
+  dexec "$container" rm -rf /tmp/bench-pgbench.copy /tmp/bench-pgbench.dir
   time_peer pull pgbench_pull "$XTASK" -- --unmasked
   time_peer pull_jn pgbench_pull "$XTASK" -- --unmasked --jobs "$PGB_JOBS"
   # The dev build users run, warm (not timed), then the whole `cargo xtask` command.
@@ -178,11 +202,11 @@ print_peers() {
   echo "Peers on pgbench -i -s $PGB_SCALE --foreign-keys ($PGB_ROWS pgbench_accounts rows), one run each,"
   echo "whole commands, each target just dropped (db-pull) or dropped and created empty:"
   echo
-  printf '| %-55s | %7s | %11s |\n' command 'wall s' '/ bare pipe'
-  printf '|%s|%s:|%s:|\n' "$(dashes 57)" "$(dashes 8)" "$(dashes 12)"
+  printf '| %-62s | %7s | %11s |\n' command 'wall s' '/ bare pipe'
+  printf '|%s|%s:|%s:|\n' "$(dashes 64)" "$(dashes 8)" "$(dashes 12)"
   local r
   for r in "${PEER_ROWS[@]}"; do
-    printf '| %-55s | %7s | %11s |\n' "${PEER_LABEL[$r]}${PNOTE[$r]:+ ${PNOTE[$r]}}" \
+    printf '| %-62s | %7s | %11s |\n' "${PEER_LABEL[$r]}${PNOTE[$r]:+ ${PNOTE[$r]}}" \
       "${PT[$r]:--}" "$(ratio "${PT[$r]:-}" "${PT[bare]:-}")"
   done
   echo "(pgcopydb $(pgcopydb --version 2>/dev/null | awk '/^pgcopydb version/ {print $3}') with the container's PostgreSQL 17 tools; the build rows' ratio is only for scale)"
